@@ -34,7 +34,9 @@ def run(profile: str, folder: Path, only: list[str] | None = None, timeout: int 
             continue
         print(f"[{profile}] running {path.name} ...", flush=True)
         notebook = nbformat.read(path, as_version=4)
-        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
         started = time.perf_counter()
         status = "ok"
         try:
@@ -53,12 +55,53 @@ def run(profile: str, folder: Path, only: list[str] | None = None, timeout: int 
     return summary
 
 
+def store_checked_outputs(path: Path, profile: str = "smoke", timeout: int = 1800) -> int:
+    """Execute a source notebook and keep only the outputs of `# NBVAL_CHECK_OUTPUT` cells.
+
+    Those stored outputs are what nbval compares against; every other cell is saved clean, so a
+    learner opens a notebook without stale results. Returns the number of checked cells.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ["WORKBOOK_PROFILE"] = profile
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    checked = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if "NBVAL_CHECK_OUTPUT" in cell.source:
+            checked += 1
+            cell.execution_count = None
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output["execution_count"] = None
+        else:
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(notebook, path)
+    return checked
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("WORKBOOK_PROFILE", "default"))
     parser.add_argument("--folder", type=Path, default=REPO_ROOT / "notebooks")
     parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 00 03")
+    parser.add_argument(
+        "--store-checked",
+        nargs="+",
+        type=Path,
+        metavar="NOTEBOOK",
+        help="refresh the stored outputs of the checked cells of these source notebooks",
+    )
     args = parser.parse_args(argv)
+    if args.store_checked:
+        for path in args.store_checked:
+            print(f"{path}: {store_checked_outputs(path, args.profile)} checked cells stored")
+        return 0
     summary = run(args.profile, args.folder, args.only)
     failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
     where = outputs_dir(args.profile)
