@@ -292,6 +292,23 @@ def guard_bnb_cpu_training(model: torch.nn.Module) -> GuardReport:
     return GuardReport(layers, restored)
 
 
+def load_model_config(name: str):
+    """A shipped architecture config (data/configs/<name>.json) as a transformers config object.
+
+    Lets the notebooks size Llama 3.1 8B / 3.2 3B on the meta device without downloading anything.
+    """
+    from transformers import AutoConfig
+
+    from helpers.paths import DATA_DIR
+
+    path = DATA_DIR / "configs" / f"{name}.json"
+    if not path.is_file():
+        choices = sorted(p.stem for p in (DATA_DIR / "configs").glob("*.json"))
+        raise ModelSetupError(f"No shipped config {name!r}; choose one of {choices}.")
+    data = json.loads(path.read_text())
+    return AutoConfig.for_model(data.pop("model_type"), **data)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] != ["prepare"]:
