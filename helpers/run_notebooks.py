@@ -74,11 +74,11 @@ def store_checked_outputs(path: Path, profile: str = "smoke", timeout: int = 180
         if cell.cell_type != "code":
             continue
         if "NBVAL_CHECK_OUTPUT" in cell.source:
-            checked += 1
-            cell.execution_count = None
+            checked += 1  # nbval only compares cells that carry an execution count
+            cell.execution_count = checked
             for output in cell.outputs:
                 if "execution_count" in output:
-                    output["execution_count"] = None
+                    output["execution_count"] = checked
         else:
             cell.outputs, cell.execution_count = [], None
     nbformat.write(notebook, path)
