@@ -53,8 +53,14 @@ def format_summary(fmt: str) -> dict[str, float]:
     """Range and precision of a format: largest value, smallest normal value, and epsilon."""
     info = torch.finfo(FORMATS[fmt][2])
     exp_bits, man_bits, _ = FORMATS[fmt]
-    return {"bits": 1 + exp_bits + man_bits, "exponent": exp_bits, "mantissa": man_bits,
-            "max": info.max, "min_normal": info.tiny, "eps": info.eps}
+    return {
+        "bits": 1 + exp_bits + man_bits,
+        "exponent": exp_bits,
+        "mantissa": man_bits,
+        "max": info.max,
+        "min_normal": info.tiny,
+        "eps": info.eps,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,10 +141,24 @@ def nf4_levels(offset: float = 0.9677083) -> torch.Tensor:
 # The NF4 data type is defined by these 16 float32 constants (as released with QLoRA); the
 # derivation above reproduces them to the last bit or two, and the quantizer uses the constants.
 NF4_CODE = torch.tensor(
-    [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-     -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-     0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-     0.7229568362236023, 1.0],
+    [
+        -1.0,
+        -0.6961928009986877,
+        -0.5250730514526367,
+        -0.39491748809814453,
+        -0.28444138169288635,
+        -0.18477343022823334,
+        -0.09105003625154495,
+        0.0,
+        0.07958029955625534,
+        0.16093020141124725,
+        0.24611230194568634,
+        0.33791524171829224,
+        0.44070982933044434,
+        0.5626170039176941,
+        0.7229568362236023,
+        1.0,
+    ],
     dtype=torch.float32,
 )
 
@@ -407,7 +427,9 @@ def footprint_from_config(config) -> dict[str, float]:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     linear = sum(
-        m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head")
+        m.weight.numel()
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head")
     )
     total = sum(p.numel() for p in model.parameters())
     other = total - linear

@@ -114,7 +114,9 @@ def test_float_bits():
     neg = q.float_bits(-2.5, "bf16")
     assert (neg.sign, neg.exponent, neg.mantissa) == ("1", "10000000", "0100000")
     third = q.float_bits(1 / 3, "fp16")
-    assert len(third.exponent) == 5 and len(third.mantissa) == 10 and third.stored_value == pytest.approx(1 / 3, rel=1e-3)
+    assert (
+        len(third.exponent) == 5 and len(third.mantissa) == 10 and third.stored_value == pytest.approx(1 / 3, rel=1e-3)
+    )
     assert q.format_summary("bf16")["max"] > q.format_summary("fp16")["max"]
 
 
