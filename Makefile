@@ -29,6 +29,7 @@ model: setup
 	$(PY) -m helpers.models prepare
 
 test: model
+	$(PY) -m ruff check helpers tests
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WORKBOOK_PROFILE=smoke \
 	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
 

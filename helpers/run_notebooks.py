@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
     where = outputs_dir(args.profile)
     print(f"\n{len(summary['notebooks'])} notebooks, {summary['seconds']:.0f} s. Outputs: {where}/")
-    print(f"  executed notebooks: {where}/notebooks/  figures: {where}/figures/  results: {where}/results.json")
+    print(f"  executed notebooks: {where}/notebooks/")
+    print(f"  figures:            {where}/figures/")
+    print(f"  results:            {', '.join(sorted(p.name for p in where.glob('*.json')))}")
     return 1 if failed else 0
 
 
