@@ -1,0 +1,399 @@
+"""Curation: raw product metadata -> clean prompt/completion splits. One pipeline for every source.
+
+Sources: the shipped sample catalog, the real Amazon Reviews 2023 raw metadata (one JSONL file per
+category), or your own CSV / JSONL / Parquet file. Every record that is dropped is counted with its
+reason in a `CurationReport`; nothing bad crashes the run and nothing bad is kept silently.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html
+import json
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MIN_PRICE, MAX_PRICE = 0.5, 999.49
+MIN_CHARS = 40  # shorter texts say too little to price
+MAX_TOKENS = 160  # text token budget; longer texts are cut at a word boundary
+MIN_TOKENS = 12
+QUESTION = "How much does this cost to the nearest dollar?"
+PRICE_PREFIX = "Price is $"
+
+AMAZON_REPO = "McAuley-Lab/Amazon-Reviews-2023"
+AMAZON_CATEGORIES = {  # the course's eight categories -> raw metadata file names
+    "Appliances": "Appliances",
+    "Automotive": "Automotive",
+    "Cell Phones & Accessories": "Cell_Phones_and_Accessories",
+    "Electronics": "Electronics",
+    "Musical Instruments": "Musical_Instruments",
+    "Office Products": "Office_Products",
+    "Tools & Home Improvement": "Tools_and_Home_Improvement",
+    "Toys & Games": "Toys_and_Games",
+}
+
+
+@dataclass
+class Item:
+    id: str
+    category: str
+    title: str
+    text: str
+    price: float
+
+    @property
+    def prompt(self) -> str:
+        return make_prompt(self.text)
+
+    @property
+    def completion(self) -> str:
+        return make_completion(self.price)
+
+
+def make_prompt(text: str) -> str:
+    return f"{QUESTION}\n\n{text}\n\n{PRICE_PREFIX}"
+
+
+def make_completion(price: float) -> str:
+    """The target: the price rounded half up to whole dollars, written as "123.00"."""
+    return f"{math.floor(price + 0.5)}.00"
+
+
+@dataclass
+class CurationReport:
+    read: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    kept: int = 0
+    by_category: Counter = field(default_factory=Counter)
+    balanced_out: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["dropped"] = dict(sorted(self.dropped.items(), key=lambda kv: -kv[1]))
+        data["by_category"] = dict(sorted(self.by_category.items()))
+        data["dropped_total"] = sum(self.dropped.values())
+        return data
+
+    def summary(self) -> str:
+        lines = [f"read {self.read:,} records, kept {self.kept:,}, dropped {sum(self.dropped.values()):,}:"]
+        lines += [f"  {reason:<28} {count:>6,}" for reason, count in self.dropped.most_common()]
+        if self.balanced_out:
+            lines.append(f"  {'removed by price balancing':<28} {self.balanced_out:>6,}")
+        if self.splits:
+            lines.append("splits: " + ", ".join(f"{k} {v:,}" for k, v in self.splits.items()))
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
+    """Records of a (gzipped) JSONL file; malformed lines are counted, not raised."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            report.read += 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                report.drop("malformed JSON")
+                continue
+            if not isinstance(record, dict):
+                report.drop("malformed JSON")
+                continue
+            yield record
+
+
+# --------------------------------------------------------------------------------------------------
+# Cleaning
+# --------------------------------------------------------------------------------------------------
+
+_PRICE_STRING = re.compile(r"^\s*\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
+
+
+def parse_price(value) -> tuple[float | None, str | None]:
+    """(price, None) or (None, reason). Strings like '$1,299.99' parse; 'from $5', 'N/A' do not."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None, "missing price"
+    if isinstance(value, bool):
+        return None, "unparseable price"
+    if isinstance(value, str):
+        if not _PRICE_STRING.match(value):
+            return None, "unparseable price"
+        value = float(value.replace("$", "").replace(",", ""))
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        return None, "unparseable price"
+    if math.isnan(price) or math.isinf(price):
+        return None, "unparseable price"
+    if price <= 0:
+        return None, "zero or negative price"
+    if not MIN_PRICE <= price <= MAX_PRICE:
+        return None, "price out of range"
+    return price, None
+
+
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+# part numbers and model codes: a word of 7+ characters mixing digits and letters (e.g. SDC50064-K-5939)
+_CODE = re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{7,}\b")
+BORING_DETAILS = (
+    "Date First Available",
+    "Item model number",
+    "Manufacturer",
+    "Best Sellers Rank",
+    "Customer Reviews",
+    "Is Discontinued By Manufacturer",
+    "ASIN",
+    "UPC",
+    "Batteries",
+)
+
+
+def clean(text: str) -> str:
+    """Unescape HTML entities, drop tags, scrub product codes, collapse whitespace."""
+    text = html.unescape(html.unescape(text))
+    text = _TAG.sub(" ", text)
+    text = _CODE.sub("", text)
+    text = text.replace(" ,", ",").replace("( )", "").replace("()", "")
+    return _SPACE.sub(" ", text).strip(" -,")
+
+
+def record_text(record: dict) -> str:
+    """Title, description, features and the informative details, cleaned, one block per line."""
+    parts = [str(record.get("title") or "")]
+    for key in ("description", "features"):
+        value = record.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        parts.append(" ".join(str(v) for v in value if v))
+    details = record.get("details") or {}
+    if isinstance(details, dict):
+        parts.append(" ".join(f"{k}: {v}" for k, v in details.items() if k not in BORING_DETAILS and v))
+    cleaned = [clean(p) for p in parts]
+    return "\n".join(p for p in cleaned if p)
+
+
+def fit_to_budget(text: str, tokenizer, max_tokens: int = MAX_TOKENS) -> tuple[str, int]:
+    """Cut the text to at most `max_tokens` tokens of this tokenizer, at a word boundary."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text, len(ids)
+    cut = tokenizer.decode(ids[:max_tokens])
+    cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return cut, len(tokenizer(cut, add_special_tokens=False)["input_ids"])
+
+
+def _normalized(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def curate(
+    records: Iterable[dict],
+    tokenizer=None,
+    report: CurationReport | None = None,
+    category: str | None = None,
+    max_tokens: int = MAX_TOKENS,
+) -> tuple[list[Item], CurationReport]:
+    """Parse, clean, filter and dedupe raw records into Items. The report says what was dropped and why."""
+    report = report or CurationReport()
+    items: list[Item] = []
+    seen: set[str] = set()
+    for record in records:
+        if not isinstance(record, dict):
+            report.drop("malformed record")
+            continue
+        price, reason = parse_price(record.get("price"))
+        if reason:
+            report.drop(reason)
+            continue
+        text = record_text(record)
+        if len(text) < MIN_CHARS:
+            report.drop("text too short")
+            continue
+        if tokenizer is not None:
+            text, n_tokens = fit_to_budget(text, tokenizer, max_tokens)
+            if n_tokens < MIN_TOKENS:
+                report.drop("too few tokens")
+                continue
+        key = _normalized(text)
+        if key in seen:
+            report.drop("duplicate")
+            continue
+        seen.add(key)
+        item_id = str(record.get("parent_asin") or hashlib.sha1(key.encode()).hexdigest()[:10])
+        cat = category or str(record.get("main_category") or "Unknown")
+        items.append(Item(item_id, cat, clean(str(record.get("title") or "")), text, round(price, 2)))
+        report.by_category[cat] += 1
+    report.kept = len(items)
+    return items, report
+
+
+# --------------------------------------------------------------------------------------------------
+# Balancing and splitting
+# --------------------------------------------------------------------------------------------------
+
+
+def price_band(price: float) -> str:
+    for upper, label in ((10, "$0-10"), (50, "$10-50"), (100, "$50-100"), (250, "$100-250"), (500, "$250-500")):
+        if price < upper:
+            return label
+    return "$500+"
+
+
+PRICE_BANDS = ("$0-10", "$10-50", "$50-100", "$100-250", "$250-500", "$500+")
+
+
+def balance(
+    items: list[Item], max_share: float = 0.22, seed: int = 42, report: CurationReport | None = None
+) -> list[Item]:
+    """Cap every (price band) at `max_share` of the items, so cheap items do not dominate training.
+
+    Which items go is decided by a seeded shuffle, so the result is deterministic.
+    """
+    cap = int(max_share * len(items))
+    rng = random.Random(seed)
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    counts: Counter = Counter()
+    keep = []
+    for i in order:
+        band = price_band(items[i].price)
+        if counts[band] < cap:
+            counts[band] += 1
+            keep.append(i)
+    if report is not None:
+        report.balanced_out = len(items) - len(keep)
+    return [items[i] for i in sorted(keep)]
+
+
+def _rank(item: Item, salt: str) -> str:
+    return hashlib.sha256(f"{salt}:{item.id}:{item.text}".encode()).hexdigest()
+
+
+def split(items: list[Item], n_train: int, n_val: int, n_test: int, salt: str = "workbook") -> dict[str, list[Item]]:
+    """Deterministic, disjoint splits: items ordered by a hash of their id and text.
+
+    Test comes first in hash order, then validation, then train, so growing n_train never changes
+    the test set.
+    """
+    if n_train + n_val + n_test > len(items):
+        raise ValueError(f"asked for {n_train + n_val + n_test:,} items but only {len(items):,} survived curation")
+    ordered = sorted(items, key=lambda it: _rank(it, salt))
+    return {
+        "test": ordered[:n_test],
+        "validation": ordered[n_test : n_test + n_val],
+        "train": ordered[n_test + n_val : n_test + n_val + n_train],
+    }
+
+
+def to_dataset_dict(splits: dict[str, list[Item]]):
+    """A datasets.DatasetDict with prompt / completion (what trl trains on) plus price, category, text, id."""
+    from datasets import Dataset, DatasetDict
+
+    def rows(items):
+        return {
+            "id": [i.id for i in items],
+            "category": [i.category for i in items],
+            "title": [i.title for i in items],
+            "text": [i.text for i in items],
+            "price": [i.price for i in items],
+            "prompt": [i.prompt for i in items],
+            "completion": [i.completion for i in items],
+        }
+
+    return DatasetDict({name: Dataset.from_dict(rows(items)) for name, items in splits.items()})
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------------
+
+
+def amazon_meta_file(category: str, download=None) -> Path:
+    """The raw Amazon Reviews 2023 metadata file of one category, downloaded from the hub.
+
+    We read the raw JSONL directly: datasets 4+ no longer runs the dataset's loading script.
+    `download` is injectable for tests (defaults to huggingface_hub.hf_hub_download).
+    """
+    if category not in AMAZON_CATEGORIES:
+        raise ValueError(f"Unknown category {category!r}; choose from {list(AMAZON_CATEGORIES)}")
+    if download is None:
+        from huggingface_hub import hf_hub_download as download
+    filename = f"raw/meta_categories/meta_{AMAZON_CATEGORIES[category]}.jsonl"
+    try:
+        return Path(download(repo_id=AMAZON_REPO, filename=filename, repo_type="dataset"))
+    except Exception as error:
+        raise RuntimeError(
+            f"Could not fetch {filename} from {AMAZON_REPO} ({type(error).__name__}). The course profile needs "
+            "network access to the Hugging Face hub; offline, use the default profile (shipped sample catalog)."
+        ) from error
+
+
+def load_amazon(categories: Iterable[str], tokenizer=None, download=None, limit_per_category: int | None = None):
+    """Curate the real Amazon metadata of several categories with the same pipeline as the sample."""
+    report = CurationReport()
+    items: list[Item] = []
+    for category in categories:
+        records = read_jsonl(amazon_meta_file(category, download), report)
+        if limit_per_category:
+            records = (r for _, r in zip(range(limit_per_category), records))
+        got, _ = curate(records, tokenizer, report, category=category)
+        items += got
+    report.kept = len(items)
+    return items, report
+
+
+def load_byo(
+    path: str | Path,
+    text_column: str = "text",
+    price_column: str = "price",
+    category_column: str | None = None,
+    tokenizer=None,
+):
+    """Your own CSV / JSONL / Parquet file with a text column and a price column (names configurable)."""
+    import pandas as pd
+
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    if suffix in (".csv", ".csv.gz"):
+        frame = pd.read_csv(path)
+    elif suffix in (".jsonl", ".json", ".jsonl.gz"):
+        frame = pd.read_json(path, lines=True)
+    elif suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        raise ValueError(f"Unsupported file type {suffix!r}: use .csv, .jsonl or .parquet")
+    missing = [c for c in (text_column, price_column, category_column) if c and c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"Column(s) {missing} not in {path.name}; it has {list(frame.columns)}. "
+            "Pass text_column= / price_column= to name yours."
+        )
+
+    def records():
+        for row in frame.to_dict("records"):
+            price = row[price_column]
+            yield {
+                "title": row[text_column] if isinstance(row[text_column], str) else "",
+                "price": None if isinstance(price, float) and math.isnan(price) else price,
+                "main_category": row[category_column] if category_column else "Custom",
+            }
+
+    report = CurationReport(read=len(frame))
+    return curate(records(), tokenizer, report)

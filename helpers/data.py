@@ -1,0 +1,66 @@
+"""The curated price dataset for a profile: built once from its source, cached, reused by every notebook."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+from helpers.catalog import CATALOG_PATH
+from helpers.curation import (
+    AMAZON_CATEGORIES,
+    CurationReport,
+    balance,
+    curate,
+    load_amazon,
+    read_jsonl,
+    split,
+    to_dataset_dict,
+)
+from helpers.paths import cache_dir, outputs_dir
+from helpers.profiles import Profile
+
+DATA_VERSION = 1  # bump when curation changes, so cached splits are rebuilt
+
+
+def _key(profile: Profile, balanced: bool) -> str:
+    source = hashlib.sha256(CATALOG_PATH.read_bytes()).hexdigest()[:12] if profile.dataset == "sample" else "amazon"
+    raw = f"v{DATA_VERSION}-{source}-{profile.model_id}-{profile.n_train}-{profile.n_val}-{profile.n_test}-{balanced}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def curate_source(profile: Profile, tokenizer, balanced: bool = True):
+    """All curated items of the profile's source, and the report of what was dropped."""
+    if profile.dataset == "sample":
+        report = CurationReport()
+        items, report = curate(read_jsonl(CATALOG_PATH, report), tokenizer, report)
+    elif profile.dataset == "amazon":
+        items, report = load_amazon(AMAZON_CATEGORIES, tokenizer)
+    else:
+        raise ValueError(f"Unknown dataset {profile.dataset!r} (sample or amazon)")
+    if balanced:
+        items = balance(items, report=report)
+    return items, report
+
+
+def load_splits(profile: Profile, tokenizer=None, balanced: bool = True, rebuild: bool = False):
+    """(DatasetDict with train / validation / test, report dict), from the cache when it is current."""
+    from datasets import load_from_disk
+
+    folder = cache_dir() / "datasets" / f"{profile.name}-{_key(profile, balanced)}"
+    if folder.exists() and not rebuild:
+        return load_from_disk(str(folder)), json.loads((folder / "curation_report.json").read_text())
+    if tokenizer is None:
+        from helpers.models import load_tokenizer
+
+        tokenizer = load_tokenizer(profile.model_id)
+    items, report = curate_source(profile, tokenizer, balanced)
+    splits = split(items, profile.n_train, profile.n_val, profile.n_test)
+    report.splits = {name: len(part) for name, part in splits.items()}
+    dataset = to_dataset_dict(splits)
+    shutil.rmtree(folder, ignore_errors=True)
+    dataset.save_to_disk(str(folder))
+    report_dict = report.as_dict()
+    (folder / "curation_report.json").write_text(json.dumps(report_dict, indent=2))
+    (outputs_dir(profile.name) / "curation_report.json").write_text(json.dumps(report_dict, indent=2))
+    return load_from_disk(str(folder)), report_dict
