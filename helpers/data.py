@@ -62,5 +62,22 @@ def load_splits(profile: Profile, tokenizer=None, balanced: bool = True, rebuild
     dataset.save_to_disk(str(folder))
     report_dict = report.as_dict()
     (folder / "curation_report.json").write_text(json.dumps(report_dict, indent=2))
-    (outputs_dir(profile.name) / "curation_report.json").write_text(json.dumps(report_dict, indent=2))
+    name = "curation_report.json" if balanced else "curation_report_unbalanced.json"
+    (outputs_dir(profile.name) / name).write_text(json.dumps(report_dict, indent=2))
     return load_from_disk(str(folder)), report_dict
+
+
+def noise_floor(split_rows, seed: int | None = None) -> dict[str, float]:
+    """Error of the best possible predictor on a split of the sample catalog.
+
+    The oracle knows each product's noiseless expected price (from the generator) and still misses by
+    the lognormal noise the generator added. No model can beat this on average.
+    """
+    from helpers.catalog import SEED, oracle_prices
+
+    oracle = oracle_prices(SEED if seed is None else seed)
+    pairs = [(oracle[i], p) for i, p in zip(split_rows["id"], split_rows["price"]) if i in oracle]
+    if not pairs:
+        raise ValueError("No item of this split is in the generated catalog: the noise floor needs the sample data.")
+    errors = [abs(e - p) for e, p in pairs]
+    return {"n": len(pairs), "mae": sum(errors) / len(errors), "median_price": sorted(p for _, p in pairs)[len(pairs) // 2]}

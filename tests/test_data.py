@@ -215,3 +215,21 @@ def test_amazon_loader_reads_raw_files_through_the_same_pipeline(tmp_path):
 
     with pytest.raises(RuntimeError, match="network access"):
         load_amazon(["Automotive"], download=lambda **kw: offline(**kw))
+
+
+def test_load_splits_builds_caches_and_reports(tmp_path, monkeypatch, embedded_dir):
+    from helpers.data import load_splits, noise_floor
+    from helpers.profiles import get_profile
+
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WORKBOOK_OUTPUTS", str(tmp_path / "out"))
+    profile = get_profile("smoke")
+    data, report = load_splits(profile)
+    assert {k: len(v) for k, v in data.items()} == {"test": 40, "validation": 40, "train": 200}
+    assert report["kept"] >= 25_000 and report["dropped_total"] > 0 and report["splits"]["train"] == 200
+    assert set(data["train"].column_names) >= {"prompt", "completion", "price", "category", "id"}
+    assert (tmp_path / "out" / "smoke" / "curation_report.json").is_file()
+    again, _ = load_splits(profile)  # from the cache now
+    assert again["test"]["id"] == data["test"]["id"]
+    floor = noise_floor(data["test"])
+    assert floor["n"] == 40 and 0 < floor["mae"] < 100
