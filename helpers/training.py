@@ -1,0 +1,213 @@
+"""QLoRA fine-tuning with peft + trl: one visible config per profile, one entry point for notebook and GPU.
+
+Command line (the notebook and a GPU run share it):
+
+    python -m helpers.training --profile smoke [--resume] [--max-steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from helpers.paths import outputs_dir
+from helpers.profiles import Profile, get_profile
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- the five QLoRA hyperparameters ---
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # which matrices get adapters
+    r: int = 16  # LoRA rank: size of the low-rank update
+    alpha: int = 32  # scaling: the update is multiplied by alpha / r
+    quantization: str = "nf4-dq"  # how the frozen base is stored (nf4 + double quant)
+    dropout: float = 0.1  # dropout on the adapter input, against overfitting
+    # --- the five training hyperparameters ---
+    epochs: float = 1.0  # passes over the training split
+    batch_size: int = 8  # examples per device per step
+    learning_rate: float = 2e-4  # peak learning rate (cosine schedule after a 3% warm-up)
+    grad_accum: int = 1  # steps whose gradients add up before one optimizer update
+    optimizer: str | None = None  # None: paged_adamw_32bit on CUDA, adamw_torch on CPU
+    # --- sizes and bookkeeping ---
+    n_train: int | None = None  # train on the first n examples (None: the whole split)
+    n_val: int | None = None
+    max_length: int = 256  # prompt + completion tokens; our prompts stay well below
+    max_steps: int = -1  # stop early (overrides epochs when > 0)
+    eval_steps: int = 50
+    save_steps: int = 50
+    logging_steps: int = 10
+    scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    seed: int = 42
+
+
+TRAIN_CONFIGS: dict[str, TrainConfig] = {
+    "smoke": TrainConfig(r=4, alpha=8, batch_size=4, n_train=16, n_val=8, max_steps=4, eval_steps=2, save_steps=2,
+                         logging_steps=1),
+    "default": TrainConfig(n_train=1_200, n_val=100, batch_size=8, eval_steps=25, save_steps=25),
+    "gpu": TrainConfig(batch_size=32, epochs=2, eval_steps=100, save_steps=100),
+    "course": TrainConfig(r=32, alpha=64, batch_size=16, epochs=1, eval_steps=200, save_steps=200, learning_rate=1e-4),
+}
+
+
+def config_for(profile: Profile, **overrides) -> TrainConfig:
+    config = TRAIN_CONFIGS.get(profile.name, TrainConfig())
+    return replace(config, **overrides) if overrides else config
+
+
+def build_model(profile: Profile, config: TrainConfig):
+    """4-bit base + LoRA adapters, ready to train; the bitsandbytes CPU guard is applied on load."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from helpers.models import load_base_model
+
+    loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True)
+    model = prepare_model_for_kbit_training(loaded.model, use_gradient_checkpointing=torch.cuda.is_available())
+    lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora), loaded.tokenizer
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    adapter_dir: str
+    best_checkpoint: str | None
+    best_eval_loss: float | None
+    log_history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    peak_memory_gb: float | None = None
+    train_tokens: int = 0
+    model: object = field(default=None, repr=False)  # the trained PeftModel (best checkpoint), in memory
+
+
+def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_ratio,  # trl 1.x: a value below 1 is a ratio of the total steps
+        optim=config.optimizer or ("paged_adamw_32bit" if cuda else "adamw_torch"),
+        eval_strategy="steps",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=3,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=config.logging_steps,
+        max_length=config.max_length,
+        bf16=cuda and bf16,
+        fp16=cuda and not bf16,
+        use_cpu=not cuda,
+        gradient_checkpointing=cuda,  # on CPU memory is plentiful and recomputation costs ~30% time
+        report_to="none",
+        seed=config.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
+          resume: bool = False, data=None) -> TrainResult:
+    """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    from helpers.data import load_splits
+    from helpers.profiles import check_device
+
+    config = config or config_for(profile)
+    device = check_device(profile)
+    output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
+    if data is None:
+        data, _ = load_splits(profile)
+    train_set, val_set = data["train"], data["validation"]
+    if config.n_train:
+        train_set = train_set.select(range(min(config.n_train, len(train_set))))
+    if config.n_val:
+        val_set = val_set.select(range(min(config.n_val, len(val_set))))
+    columns = ["prompt", "completion"]
+    train_set = train_set.select_columns(columns)
+    val_set = val_set.select_columns(columns)
+
+    torch.manual_seed(config.seed)
+    model, tokenizer = build_model(profile, config)
+    trainer = SFTTrainer(model=model, args=_sft_config(config, output_dir, device.device == "cuda", device.bf16),
+                         train_dataset=train_set, eval_dataset=val_set, processing_class=tokenizer)
+    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
+    if resume and checkpoint is None:
+        print(f"no checkpoint in {output_dir}: starting from scratch")
+    if device.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
+    adapter_dir = output_dir / "adapter"
+    trainer.model.save_pretrained(str(adapter_dir))  # the adapter only, never the base weights
+    tokenizer.save_pretrained(str(adapter_dir))
+    provenance = {
+        "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
+        "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
+        "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
+        "seconds": round(seconds, 1),
+    }
+    (adapter_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2))
+    tokens = sum(int(e.get("num_tokens", 0)) for e in trainer.state.log_history[-1:])
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.device == "cuda" else None
+    return TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
+                       trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model)
+
+
+def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization: str | None = None,
+                 same_kernels_as_training: bool = True):
+    """Base model (4-bit by default) + a saved adapter, ready for inference.
+
+    same_kernels_as_training keeps bitsandbytes' CPU bf16 inference repack off, so the reloaded model
+    computes exactly as it did during training (the repacked path rounds through bf16: logits move by
+    up to ~0.7 on SmolLM2, enough to change a greedy digit now and then).
+    """
+    from peft import PeftModel
+
+    from helpers.models import guard_bnb_cpu_training, load_base_model
+
+    info = json.loads((Path(adapter_dir) / "workbook_training.json").read_text())
+    quantization = quantization or info["config"]["quantization"]
+    loaded = load_base_model(profile.model_id, quantization=quantization)
+    if same_kernels_as_training and quantization in ("nf4", "nf4-dq", "fp4"):
+        guard_bnb_cpu_training(loaded.model)
+    model = PeftModel.from_pretrained(loaded.model, str(adapter_dir)).eval()
+    return model, loaded.tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="QLoRA fine-tuning of the workbook's price model")
+    parser.add_argument("--profile", default=os.environ.get("WORKBOOK_PROFILE", "default"))
+    parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--max-steps", type=int)
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    overrides = {"max_steps": args.max_steps} if args.max_steps else {}
+    result = train(profile, config_for(profile, **overrides), args.output_dir, resume=args.resume)
+    print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
+          f"train time: {result.seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+import json
+
+import torch
+from safetensors.torch import load_file
+
+from helpers.profiles import get_profile
+from helpers.training import TrainConfig, load_adapter, train
+
+TINY = TrainConfig(r=2, alpha=4, batch_size=2, n_train=8, n_val=4, max_steps=2, eval_steps=1, save_steps=1,
+                   logging_steps=1, max_length=192)
+
+
+def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
+    profile = get_profile("smoke")
+    first = train(profile, TINY, tmp_path / "run")
+    adapter = tmp_path / "run" / "adapter"
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    assert all("lora_" in k for k in weights)  # the adapter only, never the base weights
+    assert sum(v.numel() for v in weights.values()) < 1_000_000
+    info = json.loads((adapter / "workbook_training.json").read_text())
+    assert info["profile"] == "smoke" and info["n_train"] == 8 and info["config"]["quantization"] == "nf4-dq"
+    assert first.best_eval_loss is not None and any("eval_loss" in e for e in first.log_history)
+
+    # resume: a longer run picks up from the last checkpoint instead of starting over
+    longer = TrainConfig(**{**TINY.__dict__, "max_steps": 3})
+    resumed = train(profile, longer, tmp_path / "run", resume=True)
+    steps = [e["step"] for e in resumed.log_history if "loss" in e]
+    assert steps == [1, 2, 3]  # steps 1-2 come from the checkpoint's history, only step 3 was trained now
+    assert (tmp_path / "run" / "checkpoint-3").is_dir()
+
+    # round trip: base + saved adapter predicts what the trained model in memory predicts
+    trained = resumed.model.eval()
+    reloaded, tok = load_adapter(profile, tmp_path / "run" / "adapter")
+    ids = tok("How much does this cost to the nearest dollar?\n\nA pen\n\nPrice is $", return_tensors="pt")
+    with torch.no_grad():
+        a, b = trained(**ids).logits, reloaded(**ids).logits
+    assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), (a - b).abs().max()
+    assert torch.equal(a[0, -1].argmax(), b[0, -1].argmax())
