@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import load_file
 
 from helpers.profiles import get_profile
-from helpers.training import TrainConfig, load_adapter, train
+from helpers.training import TRAIN_CONFIGS, TrainConfig, config_for, describe, load_adapter, train
 
 TINY = TrainConfig(r=2, alpha=4, batch_size=2, n_train=8, n_val=4, max_steps=2, eval_steps=1, save_steps=1,
                    logging_steps=1, max_length=192)
@@ -36,3 +36,11 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
         a, b = trained(**ids).logits, reloaded(**ids).logits
     assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), (a - b).abs().max()
     assert torch.equal(a[0, -1].argmax(), b[0, -1].argmax())
+
+
+def test_every_setting_is_explained_and_profiles_differ():
+    rows = describe(TRAIN_CONFIGS["default"])
+    assert [name for name, _, _ in rows][:5] == ["target_modules", "r", "alpha", "quantization", "dropout"]
+    assert all(note for _, _, note in rows), [name for name, _, note in rows if not note]
+    assert config_for(get_profile("smoke")).max_steps > 0 and config_for(get_profile("gpu")).max_steps == -1
+    assert config_for(get_profile("default"), r=8).r == 8
