@@ -16,6 +16,7 @@ from pathlib import Path
 
 from helpers.curation import PRICE_BANDS, price_band
 from helpers.paths import outputs_dir
+from helpers.prices import parse_price_text
 
 HIT_ABS, HIT_REL = 40.0, 0.20
 NEAR_ABS, NEAR_REL = 80.0, 0.40
@@ -38,8 +39,6 @@ def as_price(value) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
-        from helpers.prices import parse_price_text
-
         return parse_price_text(value)
     try:
         number = float(value)

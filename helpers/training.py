@@ -177,7 +177,7 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
         "seconds": round(seconds, 1),
     }
     (adapter_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2))
-    tokens = sum(int(e.get("num_tokens", 0)) for e in trainer.state.log_history[-1:])
+    tokens = int(max((float(e["num_tokens"]) for e in trainer.state.log_history if "num_tokens" in e), default=0))
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.device == "cuda" else None
     return TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
                        trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model)

@@ -20,6 +20,7 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
     info = json.loads((adapter / "workbook_training.json").read_text())
     assert info["profile"] == "smoke" and info["n_train"] == 8 and info["config"]["quantization"] == "nf4-dq"
     assert first.best_eval_loss is not None and any("eval_loss" in e for e in first.log_history)
+    assert first.train_tokens > 0 and first.train_tokens == max(e.get("num_tokens", 0) for e in first.log_history)
 
     # resume: a longer run picks up from the last checkpoint instead of starting over
     longer = TrainConfig(**{**TINY.__dict__, "max_steps": 3})
