@@ -1,8 +1,9 @@
-"""Asking a causal LM for prices: batched greedy generation and parsing."""
+"""Asking a causal LM for prices: batched greedy generation, and the expected price from its probabilities."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,3 +39,188 @@ def predict_prices(model, tokenizer, prompts: Sequence[str], **kwargs) -> tuple[
     """(parsed prices or None, raw completions): the harness counts the Nones as unparseable."""
     texts = generate_completions(model, tokenizer, prompts, **kwargs)
     return [parse_price_text(t) for t in texts], texts
+
+
+# --------------------------------------------------------------------------------------------------
+# Expected price: read the model's whole distribution over numbers instead of one greedy answer
+# --------------------------------------------------------------------------------------------------
+#
+# A price is written one token at a time. SmolLM2 writes every digit as its own token ("123.00" is
+# 1 2 3 . 0 0); Llama 3 groups up to three digits ("123" then ".00"). Either way the integer part is a
+# path in a tree whose edges are digit tokens and which ends at the first non-digit token. Walking the
+# likely branches of that tree (with the KV cache, one token per step) gives a probability for every
+# integer price worth considering; their mean is the expected price and their median the answer that
+# minimises the expected absolute error.
+
+
+@dataclass
+class PriceDistribution:
+    """Probabilities of whole-dollar prices read from the model (renormalised over what was enumerated)."""
+
+    values: list[int] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+    coverage: float = 0.0  # the model's probability mass the enumeration found (1.0 = nothing pruned)
+
+    @property
+    def expected(self) -> float | None:
+        """The mean price: what minimises the expected squared error."""
+        if not self.values:
+            return None
+        return sum(v * p for v, p in zip(self.values, self.probs))
+
+    @property
+    def median(self) -> float | None:
+        """The median price: what minimises the expected absolute error (so, MAE)."""
+        if not self.values:
+            return None
+        total = 0.0
+        for value, prob in sorted(zip(self.values, self.probs)):
+            total += prob
+            if total >= 0.5 - 1e-12:
+                return float(value)
+        return float(max(self.values))
+
+    @property
+    def mode(self) -> float | None:
+        if not self.values:
+            return None
+        return float(max(zip(self.probs, self.values))[1])
+
+
+def digit_tokens(tokenizer) -> dict[int, str]:
+    """Token id -> the digits it writes, for every token made only of ASCII digits (1 to 3 of them)."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    found = {i: t for i, t in enumerate(tokens) if t and t.isascii() and t.isdigit() and len(t) <= 3}
+    if not any(len(t) == 1 for t in found.values()):
+        raise ValueError("this tokenizer has no single-digit tokens: expected-price decoding cannot read its numbers")
+    return found
+
+
+def enumerate_prices(step: Callable, n_items: int, digits: dict[int, str], max_digits: int = 4, top_k: int = 3,
+                     min_prob: float = 0.01, keep_prob: float = 1e-4) -> list[PriceDistribution]:
+    """Walk the tree of digit tokens for `n_items` prompts at once.
+
+    `step(None, None)` returns log-probabilities [n_items, vocab] after each prompt; `step(parents, tokens)`
+    continues row `parents[j]` of the previous call with token `tokens[j]` and returns one row per
+    continuation. A path ends at a price when a non-digit token follows. A child is expanded (one more
+    forward) when it is among the `top_k` digits of its node and its path holds at least `min_prob`;
+    a child that is not expanded borrows the shape of its most likely expanded sibling (the same
+    distribution of following digits), so three-digit prices are not starved just because each single
+    three-digit path is unlikely. Digits below `keep_prob` and numbers longer than `max_digits` are
+    dropped and reported as lost coverage.
+    """
+    digit_ids = torch.tensor(sorted(digits))
+    # every node: item, digits so far, p(end here | node), {token: p(token | node)}, expanded children
+    nodes: list[dict] = [{"item": i, "text": "", "end": 0.0, "probs": {}, "children": {}} for i in range(n_items)]
+    rows = list(range(n_items))  # node index of each row of the last step
+    path = [1.0] * n_items
+    logprobs = step(None, None)
+    while rows:
+        probs = logprobs[:, digit_ids].float().exp()
+        parents, tokens, new_rows = [], [], []
+        for r, node_id in enumerate(rows):
+            node, p = nodes[node_id], probs[r]
+            node["end"] = max(0.0, 1.0 - float(p.sum())) if node["text"] else 0.0
+            kept = (p >= keep_prob).nonzero().flatten().tolist()
+            node["probs"] = {int(digit_ids[i]): float(p[i]) for i in kept}
+            ranked = sorted(node["probs"].items(), key=lambda kv: -kv[1])[:top_k]
+            for token, prob in ranked:
+                text = node["text"] + digits[token]
+                if len(text) > max_digits or path[node_id] * prob < min_prob:
+                    continue
+                node["children"][token] = len(nodes)
+                nodes.append({"item": node["item"], "text": text, "end": 0.0, "probs": {}, "children": {}})
+                path.append(path[node_id] * prob)
+                parents.append(r)
+                tokens.append(token)
+                new_rows.append(len(nodes) - 1)
+        rows = new_rows
+        if rows:
+            logprobs = step(parents, tokens)
+
+    def suffixes(node_id: int) -> dict[str, float]:
+        """p(the digits that follow | node), including "" for ending here."""
+        node = nodes[node_id]
+        dist = {"": node["end"]} if node["text"] else {}
+        expanded = {tok: suffixes(child) for tok, child in node["children"].items()}
+        template = expanded[max(expanded, key=node["probs"].get)] if expanded else {"": 1.0}
+        for token, prob in node["probs"].items():
+            head = digits[token]
+            for tail, q in expanded.get(token, template).items():
+                if len(node["text"]) + len(head) + len(tail) <= max_digits:
+                    dist[head + tail] = dist.get(head + tail, 0.0) + prob * q
+        return dist
+
+    out = []
+    for item in range(n_items):
+        by_value: dict[int, float] = {}
+        for text, prob in suffixes(item).items():
+            if prob <= 0.0:
+                continue
+            by_value[int(text)] = by_value.get(int(text), 0.0) + prob
+        coverage = sum(by_value.values())
+        values = sorted(by_value)
+        out.append(PriceDistribution(values, [by_value[v] / coverage for v in values], coverage)
+                   if coverage > 0 else PriceDistribution())
+    return out
+
+
+class _CachedSteps:
+    """The `step` function of enumerate_prices for a real model: one forward of one token per open path."""
+
+    def __init__(self, model, tokenizer, prompts: Sequence[str]):
+        self.model = model
+        device = next(model.parameters()).device
+        enc = tokenizer(list(prompts), return_tensors="pt", padding=True).to(device)
+        self.mask = enc["attention_mask"]
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.input_ids, self.positions = enc["input_ids"], positions
+        self.cache = None
+
+    def __call__(self, parents, tokens):
+        if parents is None:
+            out = self.model(input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
+                             use_cache=True)
+            self.last = self.positions[:, -1]
+        else:
+            index = torch.tensor(parents, device=self.mask.device)
+            _select_rows(self.cache, index)
+            self.mask = torch.cat([self.mask[index], torch.ones_like(self.mask[index, :1])], dim=1)
+            self.last = self.last[index] + 1
+            out = self.model(input_ids=torch.tensor(tokens, device=self.mask.device)[:, None],
+                             attention_mask=self.mask, position_ids=self.last[:, None],
+                             past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        return torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+
+
+def _select_rows(cache, index: torch.Tensor) -> None:
+    """Keep (and repeat) the cache rows in `index`, in place: the beam-search reorder, whatever the version."""
+    if hasattr(cache, "reorder_cache"):
+        cache.reorder_cache(index)
+        return
+    for layer in cache.layers:  # pragma: no cover - older/newer cache classes without reorder_cache
+        layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))
+        layer.values = layer.values.index_select(0, index.to(layer.values.device))
+
+
+@torch.inference_mode()
+def price_distributions(model, tokenizer, prompts: Sequence[str], batch_size: int = 8, progress: bool = True,
+                        **kwargs) -> list[PriceDistribution]:
+    """The model's distribution over whole-dollar prices after each prompt (see enumerate_prices)."""
+    digits = digit_tokens(tokenizer)
+    previous_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    batches = range(0, len(prompts), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="price distributions", unit="batch")
+    out: list[PriceDistribution] = []
+    try:
+        for start in batches:
+            chunk = list(prompts[start : start + batch_size])
+            out += enumerate_prices(_CachedSteps(model, tokenizer, chunk), len(chunk), digits, **kwargs)
+    finally:
+        tokenizer.padding_side = previous_side
+    return out
