@@ -45,6 +45,10 @@ class TrainConfig:
     scheduler: str = "cosine"  # learning-rate schedule after warm-up
     warmup_ratio: float = 0.03  # share of steps spent ramping the learning rate up from 0
     seed: int = 42  # data order and adapter initialisation
+    # --- speed settings: they change how fast and in how much memory, not what is learned ---
+    group_by_length: bool = True  # batches of similar length, so little compute is spent on padding
+    gradient_checkpointing: bool | None = None  # recompute activations in backward: less memory, slower (None: CUDA)
+    pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
 
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
@@ -78,7 +82,13 @@ def build_model(profile: Profile, config: TrainConfig):
     from helpers.models import load_base_model
 
     loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True)
-    model = prepare_model_for_kbit_training(loaded.model, use_gradient_checkpointing=torch.cuda.is_available())
+    checkpointing = torch.cuda.is_available() if config.gradient_checkpointing is None else config.gradient_checkpointing
+    model = loaded.model
+    if config.quantization in ("nf4", "nf4-dq", "fp4", "int8"):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    elif checkpointing:  # a 16/32-bit base: keep its dtype (prepare_model_for_kbit_training would upcast it)
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
     lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, lora), loaded.tokenizer
@@ -97,9 +107,17 @@ class TrainResult:
     model: object = field(default=None, repr=False)  # the trained PeftModel (best checkpoint), in memory
 
 
-def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool):
+def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, evaluate: bool = True):
+    import dataclasses
+
     from trl import SFTConfig
 
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    extra = {}
+    if config.group_by_length:  # transformers 5 renamed the flag; older 5.x had group_by_length=True
+        extra = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
+                 else {"group_by_length": True})
+    checkpointing = cuda if config.gradient_checkpointing is None else config.gradient_checkpointing
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
@@ -111,39 +129,37 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool):
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_ratio,  # trl 1.x: a value below 1 is a ratio of the total steps
         optim=config.optimizer or ("paged_adamw_32bit" if cuda else "adamw_torch"),
-        eval_strategy="steps",
+        eval_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps,
-        save_strategy="steps",
+        save_strategy="steps" if evaluate else "no",
         save_steps=config.save_steps,
         save_total_limit=3,
-        load_best_model_at_end=True,
+        load_best_model_at_end=evaluate,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=config.logging_steps,
         max_length=config.max_length,
+        pad_to_multiple_of=config.pad_to_multiple_of,
         bf16=cuda and bf16,
         fp16=cuda and not bf16,
         use_cpu=not cuda,
-        gradient_checkpointing=cuda,  # on CPU memory is plentiful and recomputation costs ~30% time
+        gradient_checkpointing=checkpointing,  # on CPU memory is plentiful and recomputation costs ~30% time
         report_to="none",
         seed=config.seed,
         dataloader_num_workers=0,
         disable_tqdm=False,
+        **extra,
     )
 
 
-def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
-          resume: bool = False, data=None) -> TrainResult:
-    """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
-    from transformers.trainer_utils import get_last_checkpoint
+def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=None, evaluate: bool = True):
+    """The SFTTrainer for a profile and config (train() and the benchmark share it)."""
     from trl import SFTTrainer
 
     from helpers.data import load_splits
     from helpers.profiles import check_device
 
-    config = config or config_for(profile)
     device = check_device(profile)
-    output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
     if data is None:
         data, _ = load_splits(profile)
     train_set, val_set = data["train"], data["validation"]
@@ -157,8 +173,24 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
 
     torch.manual_seed(config.seed)
     model, tokenizer = build_model(profile, config)
-    trainer = SFTTrainer(model=model, args=_sft_config(config, output_dir, device.device == "cuda", device.bf16),
-                         train_dataset=train_set, eval_dataset=val_set, processing_class=tokenizer)
+    args = _sft_config(config, output_dir, device.device == "cuda", device.bf16, evaluate=evaluate)
+    return SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
+                      processing_class=tokenizer)
+
+
+def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
+          resume: bool = False, data=None) -> TrainResult:
+    """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from helpers.profiles import check_device
+
+    config = config or config_for(profile)
+    device = check_device(profile)
+    output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
+    trainer = make_trainer(profile, config, output_dir, data)
+    tokenizer = trainer.processing_class
+    train_set, val_set = trainer.train_dataset, trainer.eval_dataset
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
     if resume and checkpoint is None:
         print(f"no checkpoint in {output_dir}: starting from scratch")

@@ -90,3 +90,22 @@ def test_plots_draw(tmp_path):
 ])
 def test_price_parser(text, value):
     assert parse_price_text(text) == value
+
+
+def test_comparison_and_group_plots_draw_every_entry():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.evaluation import evaluate, plot_comparison, plot_groups
+
+    items = [{"price": p, "category": c} for p, c in ((5.0, "A"), (60.0, "B"), (300.0, "A"), (700.0, "B"))]
+    good = evaluate([6, 55, 310, 650], items, "good", kind="fine-tuned").record()
+    bad = evaluate([100, 100, 100, 100], items, "bad").record()
+    oracle = evaluate([5, 60, 300, 700], items, "oracle", kind="oracle").record()
+    ax = plot_comparison([bad, oracle, good])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["bad (n=4)", "good (n=4)"]  # worst at the bottom
+    assert len(ax.patches) == 2 and any(line.get_linestyle() == "--" for line in ax.lines)
+    ax = plot_groups([bad, good], "by_category")
+    assert len(ax.patches) == 4 and [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
+    with pytest.raises(ValueError, match="no results"):
+        plot_comparison([])

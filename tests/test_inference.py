@@ -142,3 +142,15 @@ def test_cached_steps_match_full_forward_passes(embedded_dir):
         dists = price_distributions(model, tokenizer, prompts, batch_size=2, progress=False)
     assert tokenizer.padding_side == "right"
     assert all(d.coverage > 0.5 and d.expected is not None for d in dists)
+
+
+def test_distribution_plot_marks_truth_and_estimates():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.inference import plot_price_distribution
+
+    dist = PriceDistribution([10, 20, 500], [0.5, 0.3, 0.2], 1.0)
+    ax = plot_price_distribution(dist, truth=25.0, greedy=10.0)
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels[1:] == ["truth $25", "greedy $10", "expected (mean) $111", "median $10"]

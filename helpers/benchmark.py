@@ -1,0 +1,307 @@
+"""How fast does fine-tuning run, in how much memory, and how much of the hardware does it use?
+
+Two benchmarks, one command line (prints a table, writes JSON):
+
+    python -m helpers.benchmark modes   [--batch 32 --seq 128 --steps 20]   # full FT vs LoRA vs QLoRA
+    python -m helpers.benchmark recipes [--examples 2048]                 # plain SFT recipe vs the workbook's
+
+`modes` runs a plain training loop on packed rows of real catalog text (every token is real, so tokens/s
+means the same for every mode). `recipes` runs the same SFTTrainer twice on the same examples with the
+same hyperparameters: once as tutorials set it up (pad every example to max_length=1024, gradient
+checkpointing, small micro-batches with accumulation), once with the workbook's speed settings.
+
+Model FLOPs utilisation counts only the useful matmul work per token: 2 FLOPs per weight forward, 2 more
+backward to reach the activations, and 2 more for a weight gradient, which frozen weights do not need
+(so LoRA is ~4N, not 6N), plus attention's 12 * layers * d_model * seq (forward + backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+MODES = ("full-bf16", "lora-bf16", "qlora-nf4", "qlora-nf4-dq")
+# dense bf16 peak of the chips we are likely to meet (tensor cores, no sparsity), FLOP/s
+PEAK_FLOPS = {"H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12,
+              "A100": 312e12, "L4": 121e12, "T4": 65e12}
+
+
+@dataclass
+class BenchResult:
+    name: str
+    device: str
+    tokens: int  # real (non-padding) tokens trained on
+    seconds: float
+    tokens_per_s: float
+    step_ms: float
+    peak_memory_gb: float | None  # GPU only: torch.cuda.max_memory_allocated
+    trainable: int
+    matmul_params: int  # weights that are multiplied per token (all linear layers incl. the LM head)
+    flops_per_token: float
+    mfu: float | None  # achieved useful FLOP/s over the chip's bf16 peak (None where the peak is unknown)
+    loss: float | None = None  # last training loss (modes) or validation loss after training (recipes)
+    settings: dict = field(default_factory=dict)
+
+
+def peak_flops(device_name: str) -> float | None:
+    """The chip's dense bf16 peak from its name, or None (CPU, unknown GPU)."""
+    for key, value in PEAK_FLOPS.items():  # the more specific names come first
+        if key in device_name:
+            return value
+    return None
+
+
+def matmul_params(model: torch.nn.Module) -> tuple[int, int]:
+    """(weights of frozen linear layers, weights of trainable ones), counted as in x out (4-bit packing aside)."""
+    frozen = trainable = 0
+    for module in model.modules():
+        if hasattr(module, "in_features") and hasattr(module, "out_features") and hasattr(module, "weight"):
+            n = module.in_features * module.out_features
+            if module.weight.requires_grad:
+                trainable += n
+            else:
+                frozen += n
+    return frozen, trainable
+
+
+def flops_per_token(frozen: int, trainable: int, layers: int, d_model: int, seq: int) -> float:
+    """Useful training FLOPs per token: 6 per trainable weight, 4 per frozen one, plus attention."""
+    return 6 * trainable + 4 * frozen + 12 * layers * d_model * seq
+
+
+def _device_name() -> str:
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def _packed_rows(tokenizer, n_rows: int, seq: int) -> torch.Tensor:
+    """[n_rows, seq] token ids cut from the catalog's prompts + completions laid end to end."""
+    from helpers.data import load_splits
+    from helpers.profiles import get_profile
+
+    data, _ = load_splits(get_profile("smoke" if n_rows * seq <= 200 * 100 else "default"))
+    ids: list[int] = []
+    for row in data["train"]:
+        ids += tokenizer(row["prompt"] + row["completion"])["input_ids"] + [tokenizer.eos_token_id]
+        if len(ids) >= n_rows * seq:
+            break
+    if len(ids) < n_rows * seq:
+        ids = (ids * (n_rows * seq // max(1, len(ids)) + 1))
+    return torch.tensor(ids[: n_rows * seq]).view(n_rows, seq)
+
+
+def _mode_model(mode: str, cuda: bool, r: int):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from helpers.models import load_base_model
+
+    dtype = torch.bfloat16
+    quantization = {"full-bf16": "bf16", "lora-bf16": "bf16", "qlora-nf4": "nf4", "qlora-nf4-dq": "nf4-dq"}[mode]
+    loaded = load_base_model(quantization=quantization, device="cuda" if cuda else "cpu", compute_dtype=dtype,
+                             for_training=True)
+    model = loaded.model
+    if mode == "full-bf16":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model, loaded.tokenizer
+    if mode.startswith("qlora"):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    lora = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    return get_peft_model(model, lora), loaded.tokenizer
+
+
+def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warmup: int = 3, r: int = 32,
+               lr: float = 1e-4) -> BenchResult:
+    """A plain loop (forward, backward, AdamW step) on fixed [batch, seq] rows; times the steps after warm-up."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    cuda = torch.cuda.is_available()
+    torch.manual_seed(0)
+    model, tokenizer = _mode_model(mode, cuda, r)
+    device = next(model.parameters()).device
+    rows = _packed_rows(tokenizer, batch * (steps + warmup), seq).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cuda and mode.startswith("qlora"):
+        import bitsandbytes as bnb
+
+        optimizer = bnb.optim.PagedAdamW32bit(params, lr=lr)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=lr, fused=cuda)
+    model.train()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    loss_value, started = None, None
+    for step in range(steps + warmup):
+        if step == warmup:
+            if cuda:
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+        batch_ids = rows[step * batch : (step + 1) * batch]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = model(input_ids=batch_ids, labels=batch_ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = float(loss.detach())
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    tokens = steps * batch * seq
+    frozen, trainable_mm = matmul_params(model)
+    config = model.config
+    fpt = flops_per_token(frozen, trainable_mm, config.num_hidden_layers, config.hidden_size, seq)
+    peak = peak_flops(_device_name()) if cuda else None
+    result = BenchResult(
+        name=mode, device=_device_name(), tokens=tokens, seconds=round(seconds, 3),
+        tokens_per_s=tokens / seconds, step_ms=1000 * seconds / steps,
+        peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        trainable=sum(p.numel() for p in params), matmul_params=frozen + trainable_mm, flops_per_token=fpt,
+        mfu=(fpt * tokens / seconds / peak) if peak else None, loss=loss_value,
+        settings={"batch": batch, "seq": seq, "steps": steps, "r": r if mode != "full-bf16" else None},
+    )
+    del model, optimizer
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# recipes: the same SFT run set up two ways
+# --------------------------------------------------------------------------------------------------
+
+
+def recipe_configs(base) -> dict[str, object]:
+    """The plain tutorial setup and the workbook's, both with `base`'s hyperparameters (same effective batch)."""
+    micro = max(1, base.batch_size // 4)
+    return {
+        # SFTConfig's defaults as tutorials copy them: max_length 1024 and every example padded to it,
+        # activations recomputed (gradient checkpointing), a small micro-batch with gradient accumulation
+        "plain recipe": replace(base, max_length=1024, pad_to_multiple_of=1024, group_by_length=False,
+                                gradient_checkpointing=True, batch_size=micro, grad_accum=base.batch_size // micro),
+        # right-sized max_length, batches padded to their longest example and grouped by length, one big
+        # micro-batch, gradient checkpointing kept on so memory does not grow
+        "workbook": replace(base, max_length=256, pad_to_multiple_of=None, group_by_length=True,
+                            gradient_checkpointing=True, grad_accum=1),
+        "workbook, no checkpointing": replace(base, max_length=256, pad_to_multiple_of=None, group_by_length=True,
+                                              gradient_checkpointing=False, grad_accum=1),
+    }
+
+
+def bench_recipe(name: str, config, profile, output_dir: Path, data=None) -> BenchResult:
+    """Train `config` with SFTTrainer (no evaluation or saving while timing), then score the validation loss."""
+    from helpers.training import make_trainer
+
+    cuda = torch.cuda.is_available()
+    trainer = make_trainer(profile, config, output_dir, data, evaluate=False)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    trainer.train()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    peak_gb = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    val_loss = float(trainer.evaluate()["eval_loss"])
+    tokens = int(max((float(e["num_tokens"]) for e in trainer.state.log_history if "num_tokens" in e), default=0))
+    steps = max(1, trainer.state.global_step)
+    model = trainer.model
+    frozen, trainable_mm = matmul_params(model)
+    cfg = model.config
+    avg_seq = tokens / max(1, config.n_train or len(trainer.train_dataset)) / max(1.0, config.epochs)
+    fpt = flops_per_token(frozen, trainable_mm, cfg.num_hidden_layers, cfg.hidden_size, int(avg_seq))
+    peak = peak_flops(_device_name()) if cuda else None
+    result = BenchResult(
+        name=name, device=_device_name(), tokens=tokens, seconds=round(seconds, 3), tokens_per_s=tokens / seconds,
+        step_ms=1000 * seconds / steps, peak_memory_gb=peak_gb,
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        matmul_params=frozen + trainable_mm, flops_per_token=fpt,
+        mfu=(fpt * tokens / seconds / peak) if peak else None, loss=val_loss,
+        settings={k: v for k, v in asdict(config).items()
+                  if k in ("max_length", "pad_to_multiple_of", "group_by_length", "gradient_checkpointing",
+                           "batch_size", "grad_accum", "n_train", "n_val", "epochs", "max_steps")},
+    )
+    del trainer, model
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# output
+# --------------------------------------------------------------------------------------------------
+
+
+def table(results: list[BenchResult]) -> str:
+    """A markdown table of the results (the README pastes it)."""
+    head = "| run | tokens/s | step ms | peak GPU GiB | trainable | MFU | loss |\n| --- | --- | --- | --- | --- | --- | --- |"
+    lines = [head]
+    for r in results:
+        mem = f"{r.peak_memory_gb:.2f}" if r.peak_memory_gb is not None else "n/a"
+        mfu = f"{r.mfu:.1%}" if r.mfu is not None else "n/a"
+        loss = f"{r.loss:.4f}" if r.loss is not None else "n/a"
+        lines.append(f"| {r.name} | {r.tokens_per_s:,.0f} | {r.step_ms:,.0f} | {mem} | {r.trainable / 1e6:.2f} M "
+                     f"| {mfu} | {loss} |")
+    return "\n".join(lines)
+
+
+def write_json(results: list[BenchResult], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from helpers.paths import outputs_dir
+    from helpers.profiles import get_profile
+    from helpers.training import config_for
+
+    parser = argparse.ArgumentParser(description="training-efficiency benchmark")
+    sub = parser.add_subparsers(dest="what", required=True)
+    modes = sub.add_parser("modes", help="full fine-tune vs LoRA vs QLoRA in a plain loop")
+    modes.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    modes.add_argument("--batch", type=int, default=32)
+    modes.add_argument("--seq", type=int, default=128)
+    modes.add_argument("--steps", type=int, default=20)
+    modes.add_argument("--warmup", type=int, default=3)
+    modes.add_argument("--r", type=int, default=32)
+    recipes = sub.add_parser("recipes", help="plain SFT recipe vs the workbook's settings, same examples")
+    recipes.add_argument("--profile", default="default")
+    recipes.add_argument("--examples", type=int, default=2048)
+    recipes.add_argument("--val", type=int, default=256)
+    recipes.add_argument("--batch", type=int, default=32)
+    recipes.add_argument("--only", nargs="+", help="recipe names to run (default: all)")
+    for p in (modes, recipes):
+        p.add_argument("--json", type=Path, help="where to write the results (default: outputs/<profile>/benchmark_*.json)")
+    args = parser.parse_args(argv)
+
+    if args.what == "modes":
+        results = [bench_mode(m, args.batch, args.seq, args.steps, args.warmup, args.r) for m in args.modes]
+        default_json = outputs_dir("gpu" if torch.cuda.is_available() else "smoke") / "benchmark_modes.json"
+    else:
+        profile = get_profile(args.profile)
+        base = replace(config_for(profile), n_train=args.examples, n_val=args.val, batch_size=args.batch,
+                       epochs=1, max_steps=-1)
+        results = []
+        for name, config in recipe_configs(base).items():
+            if args.only and name not in args.only:
+                continue
+            results.append(bench_recipe(name, config, profile, outputs_dir(profile.name, "benchmark", name.replace(" ", "_").replace(",", ""))))
+        default_json = outputs_dir(profile.name) / "benchmark_recipes.json"
+    print(f"device: {_device_name()}")
+    print(table(results))
+    print(f"written: {write_json(results, args.json or default_json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
