@@ -236,18 +236,58 @@ def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization:
     return model, loaded.tokenizer
 
 
+def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: int | None = None,
+                     batch_size: int = 8, results_file: Path | None = None, record: bool = True) -> list:
+    """Score base + adapter on the test split three ways (greedy, expected price, median price); record them."""
+    from helpers.data import load_splits
+    from helpers.evaluation import evaluate, record_result
+    from helpers.inference import predict_prices, price_distributions
+
+    data, _ = load_splits(profile)
+    test = data["test"].select(range(min(n_items or profile.eval_items, len(data["test"]))))
+    model, tokenizer = load_adapter(profile, adapter_dir)
+    short = (profile.model_id or "SmolLM2-135M-Instruct").split("/")[-1]
+    common = {"kind": "fine-tuned", "dataset": profile.dataset, "profile": profile.name}
+    started = time.perf_counter()
+    greedy, _ = predict_prices(model, tokenizer, test["prompt"], batch_size=batch_size)
+    greedy_s = time.perf_counter() - started
+    started = time.perf_counter()
+    dists = price_distributions(model, tokenizer, test["prompt"], batch_size=batch_size)
+    dist_s = time.perf_counter() - started
+    results = [
+        evaluate(greedy, test, f"{short} + QLoRA (greedy)", seconds=greedy_s, **common),
+        evaluate([d.expected for d in dists], test, f"{short} + QLoRA (expected price)", seconds=dist_s, **common),
+        evaluate([d.median for d in dists], test, f"{short} + QLoRA (median price)", seconds=dist_s, **common),
+    ]
+    if record:
+        for result in results:
+            record_result(result, results_file)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="QLoRA fine-tuning of the workbook's price model")
     parser.add_argument("--profile", default=os.environ.get("WORKBOOK_PROFILE", "default"))
     parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--evaluate", action="store_true", help="score the adapter on the test split afterwards")
+    parser.add_argument("--adapter", type=Path, help="skip training: evaluate this saved adapter")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
-    overrides = {"max_steps": args.max_steps} if args.max_steps else {}
-    result = train(profile, config_for(profile, **overrides), args.output_dir, resume=args.resume)
-    print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
-          f"train time: {result.seconds:.0f} s")
+    adapter = args.adapter
+    if adapter is None:
+        overrides = {"max_steps": args.max_steps} if args.max_steps else {}
+        result = train(profile, config_for(profile, **overrides), args.output_dir, resume=args.resume)
+        adapter = Path(result.adapter_dir)
+        print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
+              f"train time: {result.seconds:.0f} s, {result.train_tokens:,} tokens "
+              f"({result.train_tokens / result.seconds:,.0f} tokens/s)"
+              + (f", peak GPU memory {result.peak_memory_gb:.2f} GiB" if result.peak_memory_gb is not None else ""))
+        del result
+    if args.evaluate or args.adapter is not None:
+        for scored in evaluate_adapter(profile, adapter):
+            print(scored.summary())
     return 0
 
 

@@ -4,7 +4,15 @@ import torch
 from safetensors.torch import load_file
 
 from helpers.profiles import get_profile
-from helpers.training import TRAIN_CONFIGS, TrainConfig, config_for, describe, load_adapter, train
+from helpers.training import (
+    TRAIN_CONFIGS,
+    TrainConfig,
+    config_for,
+    describe,
+    evaluate_adapter,
+    load_adapter,
+    train,
+)
 
 TINY = TrainConfig(r=2, alpha=4, batch_size=2, n_train=8, n_val=4, max_steps=2, eval_steps=1, save_steps=1,
                    logging_steps=1, max_length=192)
@@ -37,6 +45,12 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
         a, b = trained(**ids).logits, reloaded(**ids).logits
     assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), (a - b).abs().max()
     assert torch.equal(a[0, -1].argmax(), b[0, -1].argmax())
+
+    # the command line's evaluation: three decodings of the same adapter, scored on the test split
+    scored = evaluate_adapter(profile, tmp_path / "run" / "adapter", n_items=3, results_file=tmp_path / "r.json")
+    assert [r.model.split("(")[1] for r in scored] == ["greedy)", "expected price)", "median price)"]
+    assert all(r.n == 3 and r.kind == "fine-tuned" for r in scored)
+    assert len(json.loads((tmp_path / "r.json").read_text())) == 3
 
 
 def test_every_setting_is_explained_and_profiles_differ():

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# What the README's GPU results were measured with, on the lent H100 (see ../shared/device/README.md).
+# Run from the repository root with the device image's python3, after the GGUF has been assembled:
+#   bash benchmarks/gpu_run.sh bench    # training-efficiency benchmark (modes + recipes)
+#   bash benchmarks/gpu_run.sh train    # gpu-profile QLoRA run + test-split evaluation, base model too
+# Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
+set -uo pipefail
+stage=${1:?usage: gpu_run.sh bench|train}
+out=${OUT:-$PWD/gpu_results}
+mkdir -p "$out"
+export PYTHONPATH=$PWD/.device/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+export WORKBOOK_GGUF=${WORKBOOK_GGUF:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
+export WORKBOOK_CACHE=${WORKBOOK_CACHE:-/tmp/wbcache}
+export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+py=${PYTHON:-python3}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
+$py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
+$py -m helpers.models prepare 2>&1 | tail -2
+
+case $stage in
+bench)
+  /usr/bin/time -v $py -m helpers.benchmark modes --json "$out/benchmark_modes.json" 2>"$out/modes.stderr" | tee "$out/modes.txt"
+  $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 \
+      --json "$out/benchmark_recipes.json" 2>"$out/recipes.stderr" | tee "$out/recipes.txt"
+  ;;
+train)
+  $py -m helpers.training --profile gpu --evaluate 2>"$out/train.stderr" | tee "$out/train.txt"
+  $py - <<'PY' 2>"$out/base.stderr" | tee "$out/base.txt"
+import time
+from helpers.data import load_splits
+from helpers.evaluation import evaluate, record_result
+from helpers.inference import predict_prices
+from helpers.models import load_base_model
+from helpers.profiles import get_profile
+profile = get_profile("gpu")
+data, _ = load_splits(profile)
+test = data["test"].select(range(profile.eval_items))
+loaded = load_base_model(quantization="nf4-dq")
+started = time.perf_counter()
+prices, _ = predict_prices(loaded.model, loaded.tokenizer, test["prompt"], batch_size=64, progress=False)
+result = evaluate(prices, test, "SmolLM2-135M-Instruct base (nf4-dq)", kind="base-llm", profile="gpu",
+                  seconds=time.perf_counter() - started)
+record_result(result)
+print(result.summary())
+PY
+  mkdir -p "$out/training"
+  cp -r "$WORKBOOK_OUTPUTS/gpu/training/adapter" "$out/training/" 2>/dev/null
+  last=$(ls -d "$WORKBOOK_OUTPUTS"/gpu/training/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1)
+  [ -n "$last" ] && cp "$last/trainer_state.json" "$out/training/"
+  cp "$WORKBOOK_OUTPUTS/gpu/results.json" "$WORKBOOK_OUTPUTS/gpu/curation_report.json" "$out/" 2>/dev/null
+  ;;
+esac
+ls -la "$out"
