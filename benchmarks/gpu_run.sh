@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What the README's GPU results were measured with, on the lent H100 (see ../shared/device/README.md).
 # Run from the repository root with the device image's python3, after the GGUF has been assembled:
-#   bash benchmarks/gpu_run.sh bench    # training-efficiency benchmark (modes + recipes)
+#   bash benchmarks/gpu_run.sh bench [recipes]   # training-efficiency benchmark (modes + recipes, or recipes only)
 #   bash benchmarks/gpu_run.sh train    # gpu-profile QLoRA run + test-split evaluation, base model too
+#   bash benchmarks/gpu_run.sh extra    # benchmark variants: checkpointing, bigger batches, fused AdamW
+#   bash benchmarks/gpu_run.sh sweep LABEL --set NAME=VALUE ...   # one more configuration, evaluated
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
 stage=${1:?usage: gpu_run.sh bench|train}
@@ -20,9 +22,18 @@ $py -m helpers.models prepare 2>&1 | tail -2
 
 case $stage in
 bench)
-  /usr/bin/time -v $py -m helpers.benchmark modes --json "$out/benchmark_modes.json" 2>"$out/modes.stderr" | tee "$out/modes.txt"
-  $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 \
+  [ "${2:-}" = recipes ] || $py -m helpers.benchmark modes --json "$out/benchmark_modes.json" 2>"$out/modes.stderr" | tee "$out/modes.txt"
+  $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
       --json "$out/benchmark_recipes.json" 2>"$out/recipes.stderr" | tee "$out/recipes.txt"
+  ;;
+extra)  # memory-planner checks at other shapes, and the variants that are not the same training run
+  $py -m helpers.benchmark modes --batch 8 --seq 512 --checkpointing --json "$out/benchmark_modes_ckpt.json" \
+      2>"$out/extra.stderr" | tee "$out/modes_ckpt.txt"
+  $py -m helpers.benchmark modes --modes qlora-nf4-dq --batch 128 --seq 128 --json "$out/benchmark_modes_b128.json" \
+      2>>"$out/extra.stderr" | tee "$out/modes_b128.txt"
+  $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
+      --only "workbook, no checkpointing" "workbook, no checkpointing, fused AdamW" "workbook, no checkpointing, 4x batch" \
+      --json "$out/benchmark_recipes_extra.json" 2>>"$out/extra.stderr" | grep -v "^{'" | tee "$out/recipes_extra.txt"
   ;;
 train)
   $py -m helpers.training --profile gpu --evaluate 2>"$out/train.stderr" | tee "$out/train.txt"
@@ -50,5 +61,17 @@ PY
   [ -n "$last" ] && cp "$last/trainer_state.json" "$out/training/"
   cp "$WORKBOOK_OUTPUTS/gpu/results.json" "$WORKBOOK_OUTPUTS/gpu/curation_report.json" "$out/" 2>/dev/null
   ;;
+sweep)
+  label=${2:?label}; shift 2
+  dir="$WORKBOOK_OUTPUTS/gpu/sweep_${label// /_}"
+  $py -m helpers.training --profile gpu --evaluate --label "QLoRA, $label" --output-dir "$dir" "$@" \
+      2>"$out/sweep.stderr" | grep -v "^{'" | tee "$out/sweep_${label// /_}.txt"
+  last=$(ls -d "$dir"/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1)
+  [ -n "$last" ] && cp "$last/trainer_state.json" "$out/trainer_state_${label// /_}.json"
+  cp "$WORKBOOK_OUTPUTS/gpu/results.json" "$out/" 2>/dev/null
+  ;;
 esac
 ls -la "$out"
+# sweep: one stronger configuration, e.g.
+#   bash benchmarks/gpu_run.sh sweep "all-linear r64 lr4e-4" --set r=64 --set alpha=128 --set learning_rate=4e-4 \
+#        --set target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj

@@ -117,13 +117,17 @@ def _mode_model(mode: str, cuda: bool, r: int):
 
 
 def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warmup: int = 3, r: int = 32,
-               lr: float = 1e-4) -> BenchResult:
+               lr: float = 1e-4, gradient_checkpointing: bool = False) -> BenchResult:
     """A plain loop (forward, backward, AdamW step) on fixed [batch, seq] rows; times the steps after warm-up."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     cuda = torch.cuda.is_available()
     torch.manual_seed(0)
     model, tokenizer = _mode_model(mode, cuda, r)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if mode != "full-bf16":
+            model.enable_input_require_grads()
     device = next(model.parameters()).device
     rows = _packed_rows(tokenizer, batch * (steps + warmup), seq).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -164,7 +168,8 @@ def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warm
         peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         trainable=sum(p.numel() for p in params), matmul_params=frozen + trainable_mm, flops_per_token=fpt,
         mfu=(fpt * tokens / seconds / peak) if peak else None, loss=loss_value,
-        settings={"batch": batch, "seq": seq, "steps": steps, "r": r if mode != "full-bf16" else None},
+        settings={"batch": batch, "seq": seq, "steps": steps, "r": r if mode != "full-bf16" else None,
+                  "gradient_checkpointing": gradient_checkpointing},
     )
     del model, optimizer
     gc.collect()
@@ -178,10 +183,14 @@ def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warm
 # --------------------------------------------------------------------------------------------------
 
 
-def recipe_configs(base) -> dict[str, object]:
-    """The plain tutorial setup and the workbook's, both with `base`'s hyperparameters (same effective batch)."""
+def recipe_configs(base, extra: bool = False) -> dict[str, object]:
+    """The plain tutorial setup and the workbook's, both with `base`'s hyperparameters (same effective batch).
+
+    extra adds two variants that are not the same training run: a fused (non-paged) AdamW, and a 4x larger
+    batch that fills the GPU (fewer optimizer steps for the same examples, so its loss is not comparable).
+    """
     micro = max(1, base.batch_size // 4)
-    return {
+    configs = {
         # SFTConfig's defaults as tutorials copy them: max_length 1024 and every example padded to it,
         # activations recomputed (gradient checkpointing), a small micro-batch with gradient accumulation
         "plain recipe": replace(base, max_length=1024, pad_to_multiple_of=1024, group_by_length=False,
@@ -193,6 +202,11 @@ def recipe_configs(base) -> dict[str, object]:
         "workbook, no checkpointing": replace(base, max_length=256, pad_to_multiple_of=None, group_by_length=True,
                                               gradient_checkpointing=False, grad_accum=1),
     }
+    if extra:
+        fast = configs["workbook, no checkpointing"]
+        configs["workbook, no checkpointing, fused AdamW"] = replace(fast, optimizer="adamw_torch_fused")
+        configs["workbook, no checkpointing, 4x batch"] = replace(fast, batch_size=4 * base.batch_size)
+    return configs
 
 
 def bench_recipe(name: str, config, profile, output_dir: Path, data=None) -> BenchResult:
@@ -274,25 +288,32 @@ def main(argv: list[str] | None = None) -> int:
     modes.add_argument("--steps", type=int, default=20)
     modes.add_argument("--warmup", type=int, default=3)
     modes.add_argument("--r", type=int, default=32)
+    modes.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on")
     recipes = sub.add_parser("recipes", help="plain SFT recipe vs the workbook's settings, same examples")
     recipes.add_argument("--profile", default="default")
     recipes.add_argument("--examples", type=int, default=2048)
     recipes.add_argument("--val", type=int, default=256)
     recipes.add_argument("--batch", type=int, default=32)
     recipes.add_argument("--only", nargs="+", help="recipe names to run (default: all)")
+    recipes.add_argument("--extra", action="store_true", help="also the fused-AdamW and 4x-batch variants")
     for p in (modes, recipes):
         p.add_argument("--json", type=Path, help="where to write the results (default: outputs/<profile>/benchmark_*.json)")
     args = parser.parse_args(argv)
 
     if args.what == "modes":
-        results = [bench_mode(m, args.batch, args.seq, args.steps, args.warmup, args.r) for m in args.modes]
+        results = [bench_mode(m, args.batch, args.seq, args.steps, args.warmup, args.r,
+                              gradient_checkpointing=args.checkpointing) for m in args.modes]
         default_json = outputs_dir("gpu" if torch.cuda.is_available() else "smoke") / "benchmark_modes.json"
     else:
         profile = get_profile(args.profile)
         base = replace(config_for(profile), n_train=args.examples, n_val=args.val, batch_size=args.batch,
                        epochs=1, max_steps=-1)
         results = []
-        for name, config in recipe_configs(base).items():
+        configs = recipe_configs(base, extra=args.extra)
+        if torch.cuda.is_available():  # the first run in a process pays for CUDA and kernel start-up: not timed
+            bench_recipe("warm-up", replace(configs["workbook"], n_train=3 * args.batch, n_val=args.batch), profile,
+                         outputs_dir(profile.name, "benchmark", "warm-up"))
+        for name, config in configs.items():
             if args.only and name not in args.only:
                 continue
             results.append(bench_recipe(name, config, profile, outputs_dir(profile.name, "benchmark", name.replace(" ", "_").replace(",", ""))))

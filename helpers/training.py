@@ -19,6 +19,8 @@ import torch
 from helpers.paths import outputs_dir
 from helpers.profiles import Profile, get_profile
 
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -54,9 +56,14 @@ class TrainConfig:
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(r=4, alpha=8, batch_size=4, n_train=16, n_val=8, max_steps=4, eval_steps=2, save_steps=2,
                          logging_steps=1),
-    # ~90 training tokens/s on 2 CPU cores: 960 examples of ~95 tokens is about 17 minutes
-    "default": TrainConfig(n_train=960, n_val=80, batch_size=8, eval_steps=30, save_steps=30),
-    "gpu": TrainConfig(batch_size=32, epochs=2, eval_steps=100, save_steps=100),
+    # ~110 training tokens/s on 2 CPU cores: 960 examples of ~95 tokens is about 14 minutes. All linear
+    # layers at r=64 and a 4e-4 learning rate: on the H100 this cut the test MAE from $114 to $45 against
+    # q/k/v/o at r=16 and 2e-4 (benchmarks/results/h100-2026-11-22)
+    "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, n_train=960, n_val=80,
+                           batch_size=8, eval_steps=30, save_steps=30),
+    # on an H100 a 135M model is launch-bound: a bigger batch costs about the same time per step
+    "gpu": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, batch_size=64, epochs=2,
+                       eval_steps=50, save_steps=50, gradient_checkpointing=False),
     "course": TrainConfig(r=32, alpha=64, batch_size=16, epochs=1, eval_steps=200, save_steps=200, learning_rate=1e-4),
 }
 
@@ -237,12 +244,14 @@ def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization:
 
 
 def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: int | None = None,
-                     batch_size: int = 8, results_file: Path | None = None, record: bool = True) -> list:
+                     batch_size: int | None = None, results_file: Path | None = None, record: bool = True,
+                     label: str = "QLoRA") -> list:
     """Score base + adapter on the test split three ways (greedy, expected price, median price); record them."""
     from helpers.data import load_splits
     from helpers.evaluation import evaluate, record_result
     from helpers.inference import predict_prices, price_distributions
 
+    batch_size = batch_size or (64 if torch.cuda.is_available() else 8)
     data, _ = load_splits(profile)
     test = data["test"].select(range(min(n_items or profile.eval_items, len(data["test"]))))
     model, tokenizer = load_adapter(profile, adapter_dir)
@@ -255,14 +264,41 @@ def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: 
     dists = price_distributions(model, tokenizer, test["prompt"], batch_size=batch_size)
     dist_s = time.perf_counter() - started
     results = [
-        evaluate(greedy, test, f"{short} + QLoRA (greedy)", seconds=greedy_s, **common),
-        evaluate([d.expected for d in dists], test, f"{short} + QLoRA (expected price)", seconds=dist_s, **common),
-        evaluate([d.median for d in dists], test, f"{short} + QLoRA (median price)", seconds=dist_s, **common),
+        evaluate(greedy, test, f"{short} + {label} (greedy)", seconds=greedy_s, **common),
+        evaluate([d.expected for d in dists], test, f"{short} + {label} (expected price)", seconds=dist_s, **common),
+        evaluate([d.median for d in dists], test, f"{short} + {label} (median price)", seconds=dist_s, **common),
     ]
     if record:
         for result in results:
             record_result(result, results_file)
     return results
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """["r=64", "target_modules=q_proj,v_proj", "gradient_checkpointing=false"] -> typed TrainConfig overrides."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    out: dict = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in defaults:
+            raise SystemExit(f"--set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(defaults)}")
+        default = defaults[name]
+        if name == "target_modules":
+            value = tuple(t.strip() for t in text.split(",") if t.strip())
+        elif text.lower() in ("none", "null"):
+            value = None
+        elif isinstance(default, bool) or text.lower() in ("true", "false"):
+            value = text.lower() in ("1", "true", "yes")
+        elif isinstance(default, int) and not isinstance(default, bool):
+            value = int(text)
+        elif isinstance(default, float):
+            value = float(text)
+        else:
+            value = int(text) if text.isdigit() else text
+        out[name] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,11 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--evaluate", action="store_true", help="score the adapter on the test split afterwards")
     parser.add_argument("--adapter", type=Path, help="skip training: evaluate this saved adapter")
+    parser.add_argument("--label", default="QLoRA", help="the model's name in results.json: '<base> + LABEL'")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a config setting, e.g. --set r=64 --set target_modules=q_proj,v_proj")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
     adapter = args.adapter
     if adapter is None:
-        overrides = {"max_steps": args.max_steps} if args.max_steps else {}
+        overrides = parse_overrides(args.set)
+        if args.max_steps:
+            overrides["max_steps"] = args.max_steps
         result = train(profile, config_for(profile, **overrides), args.output_dir, resume=args.resume)
         adapter = Path(result.adapter_dir)
         print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
@@ -286,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f", peak GPU memory {result.peak_memory_gb:.2f} GiB" if result.peak_memory_gb is not None else ""))
         del result
     if args.evaluate or args.adapter is not None:
-        for scored in evaluate_adapter(profile, adapter):
+        for scored in evaluate_adapter(profile, adapter, label=args.label):
             print(scored.summary())
     return 0
 

@@ -41,7 +41,8 @@ def test_matmul_params_split_frozen_and_trainable():
 
 @pytest.mark.parametrize("mode", ["qlora-nf4-dq", "lora-bf16", "full-bf16"])
 def test_bench_mode_runs_on_cpu(embedded_dir, mode):
-    result = bench_mode(mode, batch=2, seq=16, steps=2, warmup=1, r=4)
+    result = bench_mode(mode, batch=2, seq=16, steps=2, warmup=1, r=4, gradient_checkpointing=mode == "lora-bf16")
+    assert result.settings["gradient_checkpointing"] == (mode == "lora-bf16")
     assert result.tokens == 2 * 2 * 16 and result.tokens_per_s > 0 and math.isfinite(result.loss)
     assert result.peak_memory_gb is None and result.mfu is None  # no GPU, no peak to compare with
     if mode == "full-bf16":
@@ -58,6 +59,7 @@ def test_recipes_share_hyperparameters_and_count_only_real_tokens(embedded_dir, 
     profile = get_profile("smoke")
     base = replace(config_for(profile), n_train=4, n_val=4, batch_size=4, max_steps=-1, epochs=1)
     configs = recipe_configs(base)
+    assert len(recipe_configs(base, extra=True)) == len(configs) + 2
     plain, fast = configs["plain recipe"], configs["workbook"]
     assert plain.batch_size * plain.grad_accum == fast.batch_size * fast.grad_accum == 4  # same effective batch
     assert plain.pad_to_multiple_of == plain.max_length == 1024 and fast.pad_to_multiple_of is None

@@ -59,3 +59,16 @@ def test_every_setting_is_explained_and_profiles_differ():
     assert all(note for _, _, note in rows), [name for name, _, note in rows if not note]
     assert config_for(get_profile("smoke")).max_steps > 0 and config_for(get_profile("gpu")).max_steps == -1
     assert config_for(get_profile("default"), r=8).r == 8
+
+
+def test_command_line_overrides_are_typed_and_checked():
+    import pytest
+
+    from helpers.training import parse_overrides
+
+    got = parse_overrides(["r=64", "learning_rate=4e-4", "target_modules=q_proj, v_proj", "gradient_checkpointing=false",
+                           "n_train=none", "optimizer=adamw_torch_fused", "epochs=3"])
+    assert got == {"r": 64, "learning_rate": 4e-4, "target_modules": ("q_proj", "v_proj"),
+                   "gradient_checkpointing": False, "n_train": None, "optimizer": "adamw_torch_fused", "epochs": 3.0}
+    with pytest.raises(SystemExit, match="rank"):
+        parse_overrides(["rank=8"])

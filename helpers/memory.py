@@ -1,0 +1,159 @@
+"""A memory planner for fine-tuning: will full fine-tuning, LoRA or QLoRA of this model fit on that GPU?
+
+The estimate adds up what training keeps on the GPU, counted from the architecture alone:
+
+- weights: 2 bytes per parameter in bf16; for QLoRA 4 bits per linear weight plus the quantization
+  constants, while embeddings, head and norms become fp32 (`prepare_model_for_kbit_training` upcasts them);
+- per trainable parameter: full fine-tuning in bf16 keeps a bf16 gradient and two bf16 AdamW moments
+  (6 bytes); LoRA adapters are fp32 with fp32 gradient and moments (16 bytes);
+- activations: per token and layer, about 12 hidden-size and 4 MLP-size values in bf16 without gradient
+  checkpointing; with it, only each layer's input plus one layer's worth while it is recomputed. QLoRA's
+  residual stream stays in fp32 (the upcast embeddings), which costs ~30% more;
+- logits: the loss in plain PyTorch materialises batch x seq x vocab logits in bf16, an fp32 copy and the
+  fp32 gradient (10 bytes per entry). trl's fused loss avoids most of that, so this is an upper bound.
+
+The coefficients were fitted on SmolLM2-135M measured on an H100 (benchmarks/results); `compare_measured`
+shows the error. Add about 1 GiB for the CUDA context and fragmentation when asking "does it fit".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 2**30
+ACT_HIDDEN, ACT_MLP = 12, 4  # saved values per token and layer, in units of hidden_size / intermediate_size
+QLORA_ACT_FACTOR = 1.3  # fp32 residual stream after prepare_model_for_kbit_training
+LOGIT_BYTES = 10  # bf16 logits + fp32 copy + fp32 gradient
+CONTEXT_GIB = 1.0  # CUDA context, allocator slack
+GPUS = {"T4 (16 GB)": 15.0, "A100 (40 GB)": 39.4, "H100 (80 GB)": 79.1}  # usable GiB as nvidia-smi reports them
+
+
+@dataclass(frozen=True)
+class Architecture:
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    tied: bool
+
+    @classmethod
+    def from_config(cls, config) -> Architecture:
+        return cls(config.hidden_size, config.intermediate_size, config.num_hidden_layers,
+                   config.num_attention_heads, getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+                   config.vocab_size, bool(getattr(config, "tie_word_embeddings", False)))
+
+    @property
+    def kv_dim(self) -> int:
+        return self.hidden // self.heads * self.kv_heads
+
+    def matrix_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in, out) of each linear layer of one decoder block."""
+        h, i, kv = self.hidden, self.intermediate, self.kv_dim
+        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    @property
+    def linear_params(self) -> int:
+        return self.layers * sum(a * b for a, b in self.matrix_shapes().values())
+
+    @property
+    def other_params(self) -> int:
+        """Embeddings, untied head, norms."""
+        return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * 2 * self.hidden + self.hidden
+
+    @property
+    def params(self) -> int:
+        return self.linear_params + self.other_params
+
+
+@dataclass
+class MemoryEstimate:
+    method: str
+    weights: float
+    trainable_state: float
+    activations: float
+    logits: float
+    trainable: int
+
+    @property
+    def total(self) -> float:
+        """Bytes allocated by tensors (what torch.cuda.max_memory_allocated reports)."""
+        return self.weights + self.trainable_state + self.activations + self.logits
+
+    def gib(self) -> dict[str, float]:
+        return {"weights": self.weights / GIB, "grads + optimizer": self.trainable_state / GIB,
+                "activations": self.activations / GIB, "logits": self.logits / GIB, "total": self.total / GIB}
+
+    def fits(self, gpu_gib: float) -> bool:
+        return self.total / GIB + CONTEXT_GIB <= gpu_gib
+
+
+def lora_trainable(arch: Architecture, r: int, targets: tuple[str, ...]) -> int:
+    shapes = arch.matrix_shapes()
+    unknown = [t for t in targets if t not in shapes]
+    if unknown:
+        raise ValueError(f"unknown target modules {unknown}; choose from {list(shapes)}")
+    return arch.layers * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets)
+
+
+def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
+             targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+             gradient_checkpointing: bool = False, double_quant: bool = True) -> MemoryEstimate:
+    """Peak training memory of `method` ("full", "lora", "qlora") for one micro-batch of batch x seq tokens."""
+    if method not in ("full", "lora", "qlora"):
+        raise ValueError("method must be 'full', 'lora' or 'qlora'")
+    if batch < 1 or seq < 1:
+        raise ValueError("batch and seq must be positive")
+    tokens = batch * seq
+    if method == "qlora":
+        constants = (8 + 32 / 256) / 64 / 8 if double_quant else 4 / 64  # bytes per weight for the absmax values
+        weights = arch.linear_params * (0.5 + constants) + arch.other_params * 4
+    else:
+        weights = arch.params * 2
+    if method == "full":
+        trainable = arch.params
+        state = trainable * 6
+    else:
+        trainable = lora_trainable(arch, r, targets)
+        state = trainable * 16
+    per_layer = 2 * (ACT_HIDDEN * arch.hidden + ACT_MLP * arch.intermediate)  # bytes per token, one layer
+    if gradient_checkpointing:
+        residual = 4 if method == "qlora" else 2
+        activations = tokens * (arch.layers * residual * arch.hidden + per_layer)
+    else:
+        activations = tokens * arch.layers * per_layer
+    if method == "qlora":
+        activations *= QLORA_ACT_FACTOR
+    logits = tokens * arch.vocab * LOGIT_BYTES
+    return MemoryEstimate(method, weights, state, activations, logits, trainable)
+
+
+def compare_measured(arch: Architecture, measured: list[dict]) -> list[dict]:
+    """Predicted vs measured peak for the benchmark's `modes` results (benchmark_modes.json entries)."""
+    method = {"full-bf16": "full", "lora-bf16": "lora", "qlora-nf4": "qlora", "qlora-nf4-dq": "qlora"}
+    rows = []
+    for m in measured:
+        if m.get("peak_memory_gb") is None or m["name"] not in method:
+            continue
+        s = m["settings"]
+        ckpt = bool(s.get("gradient_checkpointing"))
+        est = estimate(arch, method[m["name"]], s["batch"], s["seq"], r=s.get("r") or 16,
+                       gradient_checkpointing=ckpt, double_quant=m["name"].endswith("-dq"))
+        rows.append({"run": m["name"], "batch x seq": f"{s['batch']} x {s['seq']}{' ckpt' if ckpt else ''}", "predicted GiB": est.total / GIB, "measured GiB": m["peak_memory_gb"],
+                     "error": est.total / GIB / m["peak_memory_gb"] - 1})
+    return rows
+
+
+def fit_table(arch: Architecture, batch: int, seq: int, r: int = 16,
+              targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+              gradient_checkpointing: bool = True) -> list[dict]:
+    """For each method: the estimate and whether it fits each GPU in GPUS."""
+    rows = []
+    for method in ("full", "lora", "qlora"):
+        est = estimate(arch, method, batch, seq, r, targets, gradient_checkpointing)
+        row = {"method": method, **{k: round(v, 1) for k, v in est.gib().items()}}
+        row.update({gpu: "fits" if est.fits(size) else "no" for gpu, size in GPUS.items()})
+        rows.append(row)
+    return rows

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from helpers.memory import GIB, Architecture, compare_measured, estimate, fit_table, lora_trainable
+from helpers.models import load_model_config
+from helpers.paths import REPO_ROOT
+
+MEASURED = REPO_ROOT / "benchmarks" / "results" / "h100-2026-11-22" / "benchmark_modes.json"
+
+
+@pytest.fixture(scope="module")
+def smol(embedded_dir):
+    from transformers import AutoConfig
+
+    return Architecture.from_config(AutoConfig.from_pretrained(str(embedded_dir)))
+
+
+def test_parameter_count_from_the_architecture_matches_the_model(smol, embedded_dir):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(embedded_dir)))
+    assert smol.params == sum(p.numel() for p in model.parameters()) == 134_515_008
+    llama = Architecture.from_config(load_model_config("llama-3.1-8b"))
+    assert llama.params == 8_030_261_248 and not llama.tied
+
+
+def test_lora_count_agrees_with_the_lora_notebook():
+    from helpers.lora import count_lora_params
+
+    llama = Architecture.from_config(load_model_config("llama-3.1-8b"))
+    targets = ("q_proj", "k_proj", "v_proj", "o_proj")
+    assert lora_trainable(llama, 32, targets) == count_lora_params(load_model_config("llama-3.1-8b"), 32, targets)
+    with pytest.raises(ValueError, match="unknown target"):
+        lora_trainable(llama, 8, ("qkv",))
+
+
+def test_prediction_tracks_the_h100_measurements(smol):
+    rows = compare_measured(smol, json.loads(MEASURED.read_text()))
+    assert len(rows) == 4
+    assert all(abs(r["error"]) < 0.05 for r in rows), rows
+
+
+def test_what_each_choice_saves(smol):
+    base = dict(batch=8, seq=256)
+    full, lora, qlora = (estimate(smol, m, **base) for m in ("full", "lora", "qlora"))
+    assert full.trainable == smol.params and lora.trainable == qlora.trainable < smol.params / 50
+    assert qlora.weights < lora.weights == full.weights and full.trainable_state > 25 * lora.trainable_state
+    ckpt = estimate(smol, "lora", gradient_checkpointing=True, **base)
+    assert ckpt.activations < lora.activations / 5 and ckpt.logits == lora.logits
+    assert estimate(smol, "lora", batch=16, seq=256).activations == pytest.approx(2 * lora.activations)
+    assert lora.fits(lora.total / GIB + 1.01) and not lora.fits(lora.total / GIB + 0.99)  # 1 GiB for the context
+    with pytest.raises(ValueError):
+        estimate(smol, "prefix-tuning", **base)
+    with pytest.raises(ValueError):
+        estimate(smol, "lora", batch=0, seq=8)
+
+
+def test_fit_table_for_llama_8b_on_three_gpus():
+    rows = {r["method"]: r for r in fit_table(Architecture.from_config(load_model_config("llama-3.1-8b")), 4, 256)}
+    assert rows["full"]["T4 (16 GB)"] == "no" and rows["full"]["A100 (40 GB)"] == "no"
+    assert rows["qlora"]["T4 (16 GB)"] == "fits"  # the reason QLoRA exists
