@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu_run.sh bench [recipes]   # training-efficiency benchmark (modes + recipes, or recipes only)
 #   bash benchmarks/gpu_run.sh train    # gpu-profile QLoRA run + test-split evaluation, base model too
 #   bash benchmarks/gpu_run.sh extra    # benchmark variants: checkpointing, bigger batches, fused AdamW
+#   bash benchmarks/gpu_run.sh ddp      # 1 vs 2 GPUs (needs a 2-GPU machine)
 #   bash benchmarks/gpu_run.sh sweep LABEL --set NAME=VALUE ...   # one more configuration, evaluated
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
@@ -34,6 +35,17 @@ extra)  # memory-planner checks at other shapes, and the variants that are not t
   $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
       --only "workbook, no checkpointing" "workbook, no checkpointing, fused AdamW" "workbook, no checkpointing, 4x batch" \
       --json "$out/benchmark_recipes_extra.json" 2>>"$out/extra.stderr" | grep -v "^{'" | tee "$out/recipes_extra.txt"
+  ;;
+ddp)  # the same training on 1 GPU and on 2 GPUs (data parallel), same per-device batch and examples
+  common="--profile gpu --set n_train=4096 --set n_val=256 --set epochs=1 --set batch_size=32 --set eval_steps=64 --set save_steps=64"
+  CUDA_VISIBLE_DEVICES=0 $py -m helpers.training $common --output-dir /tmp/ddp1 2>"$out/ddp1.stderr" | grep -v "^{'" | tee "$out/ddp1.txt"
+  $py -m accelerate.commands.launch --config_file configs/accelerate/2gpu.yaml --num_processes 2 \
+      -m helpers.training $common --output-dir /tmp/ddp2 2>"$out/ddp2.stderr" | grep -v "^{'" | tee "$out/ddp2.txt"
+  for n in 1 2; do
+    last=$(ls -d /tmp/ddp$n/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1)
+    [ -n "$last" ] && cp "$last/trainer_state.json" "$out/trainer_state_ddp$n.json"
+    cp /tmp/ddp$n/adapter/workbook_training.json "$out/workbook_training_ddp$n.json" 2>/dev/null
+  done
   ;;
 train)
   $py -m helpers.training --profile gpu --evaluate 2>"$out/train.stderr" | tee "$out/train.txt"

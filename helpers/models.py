@@ -241,7 +241,8 @@ def load_base_model(
     qconfig = quantization_config(quantization, compute_dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-        kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}
+        # one device per process: under `accelerate launch` each process loads its copy on its own GPU
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0)) if device == "cuda" else "cpu"}
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as error:
@@ -249,7 +250,7 @@ def load_base_model(
             raise
         raise _hub_error(model_id, error) from error
     if qconfig is None:
-        model = model.to(device)
+        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device)
     tokenizer = load_tokenizer(model_id)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -115,7 +115,8 @@ class TrainResult:
     model: object = field(default=None, repr=False)  # the trained PeftModel (best checkpoint), in memory
 
 
-def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, evaluate: bool = True):
+def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, evaluate: bool = True,
+                checkpoints: bool = True):
     import dataclasses
 
     from trl import SFTConfig
@@ -126,6 +127,10 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         extra = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
                  else {"group_by_length": True})
     checkpointing = cuda if config.gradient_checkpointing is None else config.gradient_checkpointing
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # launched by accelerate / torchrun: data parallel
+        extra["ddp_find_unused_parameters"] = False  # every adapter gets a gradient each step
+        if not cuda:
+            extra["ddp_backend"] = "gloo"
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
@@ -139,10 +144,10 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         optim=config.optimizer or ("paged_adamw_32bit" if cuda else "adamw_torch"),
         eval_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps,
-        save_strategy="steps" if evaluate else "no",
+        save_strategy="steps" if evaluate and checkpoints else "no",
         save_steps=config.save_steps,
         save_total_limit=3,
-        load_best_model_at_end=evaluate,
+        load_best_model_at_end=evaluate and checkpoints,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=config.logging_steps,
@@ -160,7 +165,8 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
     )
 
 
-def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=None, evaluate: bool = True):
+def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=None, evaluate: bool = True,
+                 record_shards: bool = False, checkpoints: bool = True):
     """The SFTTrainer for a profile and config (train() and the benchmark share it)."""
     from trl import SFTTrainer
 
@@ -169,7 +175,10 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
 
     device = check_device(profile)
     if data is None:
-        data, _ = load_splits(profile)
+        from accelerate import PartialState
+
+        with PartialState().main_process_first():  # one process builds the cached splits, the others read them
+            data, _ = load_splits(profile)
     train_set, val_set = data["train"], data["validation"]
     if config.n_train:
         train_set = train_set.select(range(min(config.n_train, len(train_set))))
@@ -181,13 +190,19 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
 
     torch.manual_seed(config.seed)
     model, tokenizer = build_model(profile, config)
-    args = _sft_config(config, output_dir, device.device == "cuda", device.bf16, evaluate=evaluate)
-    return SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
-                      processing_class=tokenizer)
+    args = _sft_config(config, output_dir, device.device == "cuda", device.bf16, evaluate=evaluate,
+                       checkpoints=checkpoints)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
+                         processing_class=tokenizer)
+    if record_shards:
+        from helpers.distributed import shard_recorder
+
+        trainer.add_callback(shard_recorder(Path(output_dir) / "shards", tokenizer.pad_token_id))
+    return trainer
 
 
 def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
-          resume: bool = False, data=None) -> TrainResult:
+          resume: bool = False, data=None, record_shards: bool = False) -> TrainResult:
     """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -196,7 +211,7 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     config = config or config_for(profile)
     device = check_device(profile)
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
-    trainer = make_trainer(profile, config, output_dir, data)
+    trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
     tokenizer = trainer.processing_class
     train_set, val_set = trainer.train_dataset, trainer.eval_dataset
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
@@ -208,19 +223,22 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     adapter_dir = output_dir / "adapter"
+    tokens = int(max((float(e["num_tokens"]) for e in trainer.state.log_history if "num_tokens" in e), default=0))
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.device == "cuda" else None
+    result = TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
+                         trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model)
+    if not trainer.is_world_process_zero():  # under data parallelism only the first process writes
+        return result
     trainer.model.save_pretrained(str(adapter_dir))  # the adapter only, never the base weights
     tokenizer.save_pretrained(str(adapter_dir))
     provenance = {
         "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
         "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1), "processes": trainer.args.world_size,
     }
     (adapter_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2))
-    tokens = int(max((float(e["num_tokens"]) for e in trainer.state.log_history if "num_tokens" in e), default=0))
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.device == "cuda" else None
-    return TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
-                       trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model)
+    return result
 
 
 def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization: str | None = None,
@@ -310,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--evaluate", action="store_true", help="score the adapter on the test split afterwards")
     parser.add_argument("--adapter", type=Path, help="skip training: evaluate this saved adapter")
+    parser.add_argument("--record-shards", action="store_true",
+                        help="write which examples each process trained on, and its adapter (distributed test)")
     parser.add_argument("--label", default="QLoRA", help="the model's name in results.json: '<base> + LABEL'")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a config setting, e.g. --set r=64 --set target_modules=q_proj,v_proj")
@@ -320,8 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides(args.set)
         if args.max_steps:
             overrides["max_steps"] = args.max_steps
-        result = train(profile, config_for(profile, **overrides), args.output_dir, resume=args.resume)
+        result = train(profile, config_for(profile, **overrides), args.output_dir, resume=args.resume,
+                       record_shards=args.record_shards)
         adapter = Path(result.adapter_dir)
+        if int(os.environ.get("RANK", 0)) != 0:  # the other processes of a distributed run stop here
+            return 0
         print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
               f"train time: {result.seconds:.0f} s, {result.train_tokens:,} tokens "
               f"({result.train_tokens / result.seconds:,.0f} tokens/s)"

@@ -1,0 +1,270 @@
+"""Small hyperparameter sweeps with the workbook's own trainer, sized per profile (notebook 08).
+
+Every run is a real QLoRA run through `helpers.training.make_trainer` (SFTTrainer, completion-only loss),
+on short price prompts so that a CPU can afford a dozen of them. Each run records its validation-loss
+curve, time, tokens/s and trainable parameters; a sweep's results go to outputs/<profile>/sweeps.json so
+a later run (or a GPU run) can be compared.
+
+    python -m helpers.sweeps --profile gpu [--only rank lr]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from helpers.paths import outputs_dir
+from helpers.profiles import Profile, get_profile
+from helpers.training import ALL_LINEAR, TrainConfig
+
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class LabSize:
+    n_train: int
+    n_val: int
+    words: int  # description words kept in each prompt (short prompts make runs cheap)
+    batch_size: int
+    epochs_long: int  # the epochs sweep trains this long, evaluating every half epoch
+
+
+LAB_SIZES = {
+    "smoke": LabSize(n_train=4, n_val=2, words=8, batch_size=2, epochs_long=2),
+    "default": LabSize(n_train=64, n_val=32, words=40, batch_size=8, epochs_long=4),
+    "gpu": LabSize(n_train=2048, n_val=256, words=120, batch_size=32, epochs_long=6),
+}
+
+
+def base_config(profile: Profile) -> TrainConfig:
+    """The reference run every sweep varies one setting of: r=16, alpha=2r, q/k/v/o, dropout 0.1, lr 4e-4."""
+    size = LAB_SIZES.get(profile.name, LAB_SIZES["default"])
+    steps_per_epoch = max(1, size.n_train // size.batch_size)
+    return TrainConfig(target_modules=ATTENTION, r=16, alpha=32, dropout=0.1, learning_rate=4e-4, epochs=1,
+                       batch_size=size.batch_size, n_train=size.n_train, n_val=size.n_val, max_steps=-1,
+                       eval_steps=steps_per_epoch, save_steps=steps_per_epoch, logging_steps=1,
+                       gradient_checkpointing=False)
+
+
+def sweeps(profile: Profile) -> dict[str, list[tuple[str, TrainConfig]]]:
+    """Sweep name -> [(label, config)] for a profile; smoke keeps two points per sweep."""
+    base = base_config(profile)
+    size = LAB_SIZES.get(profile.name, LAB_SIZES["default"])
+    ranks = (4, 16, 64) if profile.name != "smoke" else (4, 16)
+    out = {
+        "rank (alpha = 2r)": [(f"r={r}", replace(base, r=r, alpha=2 * r)) for r in ranks],
+        "rank (alpha = 32)": [(f"r={r}", replace(base, r=r, alpha=32)) for r in ranks],
+        "learning rate": [(f"{lr:g}", replace(base, learning_rate=lr))
+                          for lr in ((1e-4, 4e-4, 1e-3, 3e-3) if profile.name != "smoke" else (1e-4, 1e-3))],
+        "target modules": [("attention (q,k,v,o)", base), ("all linear", replace(base, target_modules=ALL_LINEAR))],
+        "dropout": [(f"{d:g}", replace(base, dropout=d)) for d in ((0.0, 0.1, 0.3) if profile.name != "smoke"
+                                                                   else (0.0, 0.3))],
+        "batch x accumulation": [
+            (f"{b} x {size.batch_size // b}", replace(base, batch_size=b, grad_accum=size.batch_size // b,
+                                                      eval_steps=base.eval_steps, save_steps=base.save_steps))
+            for b in ((size.batch_size, size.batch_size // 2, size.batch_size // 4) if profile.name != "smoke"
+                      else (size.batch_size, size.batch_size // 2))],
+    }
+    half = max(1, base.eval_steps // 2)
+    out["epochs"] = [(f"{size.epochs_long} epochs", replace(base, epochs=size.epochs_long, eval_steps=half,
+                                                            save_steps=half))]
+    return out
+
+
+@dataclass
+class RunResult:
+    sweep: str
+    label: str
+    config: dict
+    val_curve: list[tuple[float, float]]  # (epoch, validation loss), first point before any training
+    final_val_loss: float
+    best_val_loss: float
+    best_epoch: float
+    seconds: float
+    train_tokens: int
+    tokens_per_s: float
+    trainable: int
+    estimated_activation_gib: float | None = None  # planner estimate for the micro-batch (CPU has no peak counter)
+    peak_memory_gb: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def lab_data(profile: Profile, words: int | None = None):
+    """The profile's splits with prompts rebuilt from the first `words` words of each description."""
+    from datasets import DatasetDict
+
+    from helpers.curation import make_prompt
+    from helpers.data import load_splits
+
+    words = words or LAB_SIZES.get(profile.name, LAB_SIZES["default"]).words
+    data, _ = load_splits(profile)
+    shorten = lambda row: {"prompt": make_prompt(" ".join(row["text"].split()[:words]))}  # noqa: E731
+    return DatasetDict({name: split.map(shorten) for name, split in data.items()})
+
+
+def run_one(profile: Profile, sweep: str, label: str, config: TrainConfig, data, workdir: Path) -> RunResult:
+    """Train one configuration (no checkpoints written) and read its validation curve."""
+    from helpers.memory import Architecture, estimate
+    from helpers.training import make_trainer
+
+    torch.manual_seed(config.seed)
+    trainer = make_trainer(profile, config, workdir, data, evaluate=True, checkpoints=False)
+    start_loss = float(trainer.evaluate()["eval_loss"])
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    steps_per_epoch = max(1, trainer.state.max_steps / max(config.epochs, 1e-9))
+    curve = [(0.0, start_loss)] + [(round(e["step"] / steps_per_epoch, 3), float(e["eval_loss"]))
+                                   for e in history if "eval_loss" in e]
+    if curve[-1][0] < trainer.state.global_step / steps_per_epoch - 1e-6:  # the last step was not evaluated
+        curve.append((round(trainer.state.global_step / steps_per_epoch, 3), float(trainer.evaluate()["eval_loss"])))
+    best_epoch, best = min(curve[1:], key=lambda p: p[1])
+    tokens = int(max((float(e["num_tokens"]) for e in history if "num_tokens" in e), default=0))
+    model = trainer.model
+    arch = Architecture.from_config(model.config)
+    seq = tokens / max(1, config.n_train * config.epochs)
+    act = estimate(arch, "qlora", config.batch_size, max(1, int(seq)), config.r, tuple(config.target_modules))
+    result = RunResult(
+        sweep=sweep, label=label, config=asdict(config), val_curve=curve, final_val_loss=curve[-1][1],
+        best_val_loss=best, best_epoch=best_epoch, seconds=round(seconds, 2), train_tokens=tokens,
+        tokens_per_s=tokens / seconds if seconds else 0.0,
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        estimated_activation_gib=(act.activations + act.logits) / 2**30,
+        peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+    )
+    del trainer, model
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+def run_sweeps(profile: Profile, only: list[str] | None = None, progress: bool = True) -> list[RunResult]:
+    """Run every sweep (or those named in `only`); a configuration shared by two sweeps runs once."""
+    data = lab_data(profile)
+    done: dict[str, RunResult] = {}
+    results: list[RunResult] = []
+    plan = [(name, label, config) for name, runs in sweeps(profile).items() if not only or name in only
+            for label, config in runs]
+    for i, (name, label, config) in enumerate(plan, 1):
+        key = json.dumps(asdict(config), sort_keys=True)
+        if key not in done:
+            if progress:
+                print(f"[{i}/{len(plan)}] {name}: {label}", flush=True)
+            done[key] = run_one(profile, name, label, config, data, outputs_dir(profile.name, "sweeps", "run"))
+        results.append(replace(done[key], sweep=name, label=label))
+    return results
+
+
+def save(results: list[RunResult], profile: str, path: Path | None = None) -> Path:
+    path = path or outputs_dir(profile) / "sweeps.json"
+    path.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return path
+
+
+def load(path: Path) -> list[RunResult]:
+    return [RunResult(**{**r, "val_curve": [tuple(p) for p in r["val_curve"]]}) for r in json.loads(path.read_text())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="hyperparameter sweeps (notebook 08) from the command line")
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--only", nargs="+", help="sweep names, e.g. 'learning rate' dropout")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    started = time.perf_counter()
+    results = run_sweeps(profile, args.only)
+    for r in results:
+        print(f"{r.sweep:<22} {r.label:<20} val {r.final_val_loss:.4f} (best {r.best_val_loss:.4f} at epoch "
+              f"{r.best_epoch:g})  {r.seconds:6.1f} s  {r.tokens_per_s:8,.0f} tok/s  {r.trainable / 1e6:.2f} M")
+    print(f"written: {save(results, profile.name, args.json)} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+# --------------------------------------------------------------------------------------------------
+# reading a sweep: one plot and one measured sentence each
+# --------------------------------------------------------------------------------------------------
+
+SECOND_AXIS = {"rank (alpha = 2r)": "trainable", "rank (alpha = 32)": "trainable", "target modules": "trainable",
+               "learning rate": "seconds", "dropout": "seconds", "batch x accumulation": "tokens_per_s"}
+SECOND_LABEL = {"trainable": "trainable parameters (M)", "seconds": "training time (s)",
+                "tokens_per_s": "training tokens/s"}
+
+
+def of(results: list[RunResult], sweep: str) -> list[RunResult]:
+    return [r for r in results if r.sweep == sweep]
+
+
+def plot_sweep(results: list[RunResult], sweep: str, ax=None):
+    """Validation loss per swept value (bars), with parameters, time or speed on a second axis; the epochs
+    sweep plots its validation curve with the best checkpoint marked."""
+    import matplotlib.pyplot as plt
+
+    runs = of(results, sweep)
+    if not runs:
+        raise ValueError(f"no results for sweep {sweep!r}: run it first (run_sweeps(..., only=[{sweep!r}]))")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4))
+    if sweep == "epochs":
+        run = runs[0]
+        xs, ys = zip(*run.val_curve)
+        ax.plot(xs, ys, marker="o", label="validation loss")
+        ax.axvline(run.best_epoch, color="tab:green", ls="--", label=f"best: epoch {run.best_epoch:g}")
+        ax.set(xlabel="epoch", ylabel="validation loss", title=f"{run.label}: validation every half epoch")
+        ax.legend(fontsize=8)
+        return ax
+    labels = [r.label for r in runs]
+    ax.bar(labels, [r.final_val_loss for r in runs], color="tab:purple", alpha=0.75)
+    low = min(r.final_val_loss for r in runs)
+    high = max(r.final_val_loss for r in runs)
+    ax.set_ylim(low - (high - low) * 0.6 - 1e-3, high + (high - low) * 0.3 + 1e-3)
+    ax.set(ylabel="validation loss after training", title=sweep)
+    key = SECOND_AXIS.get(sweep)
+    if key:
+        twin = ax.twinx()
+        values = [getattr(r, key) / (1e6 if key == "trainable" else 1) for r in runs]
+        twin.plot(labels, values, color="tab:orange", marker="s")
+        twin.set_ylabel(SECOND_LABEL[key], color="tab:orange")
+    return ax
+
+
+def conclude(results: list[RunResult], sweep: str) -> str:
+    """One sentence from the measured numbers of a sweep."""
+    runs = of(results, sweep)
+    if not runs:
+        return f"{sweep}: not run."
+    if sweep == "epochs":
+        run = runs[0]
+        start = run.val_curve[0][1]
+        later = [loss for epoch, loss in run.val_curve if epoch > run.best_epoch]
+        rise = f", then rose to {max(later):.4f} by epoch {run.val_curve[-1][0]:g}" if later else ""
+        keep = "keep the best checkpoint, not the last" if later and max(later) > run.best_val_loss else \
+            "no overfitting yet at this length: the last checkpoint is the best"
+        return (f"Validation loss fell from {start:.4f} to its lowest, {run.best_val_loss:.4f}, at epoch "
+                f"{run.best_epoch:g}{rise}: {keep}.")
+    best = min(runs, key=lambda r: r.final_val_loss)
+    worst = max(runs, key=lambda r: r.final_val_loss)
+    spread = worst.final_val_loss - best.final_val_loss
+    text = (f"{sweep}: best {best.label} (validation loss {best.final_val_loss:.4f}), worst {worst.label} "
+            f"({worst.final_val_loss:.4f}), a spread of {spread:.4f}")
+    if sweep.startswith("rank") or sweep == "target modules":
+        text += f"; trainable parameters {min(r.trainable for r in runs) / 1e6:.2f}-{max(r.trainable for r in runs) / 1e6:.2f} M"
+    if sweep == "batch x accumulation":
+        speeds = ", ".join(f"{r.label}: {r.tokens_per_s:,.0f} tok/s" for r in runs)
+        text += f"; same effective batch, so the loss should match: speed {speeds}"
+    return text + "."
