@@ -1,4 +1,5 @@
-# Two commands do everything: `make test` (CI) and `make run` (all notebooks, default profile).
+# Two commands do everything: `make test` (CI) and `make run` (the main path, notebooks 00-07, default
+# profile); `make lab` runs the longer side notebooks (08 onwards) the same way.
 # Each one creates .venv, installs the pinned requirements and the embedded model when missing.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,11 +8,14 @@ PY := $(VENV)/bin/python
 PROFILE ?= default
 STAMP := $(VENV)/.workbook-installed
 
-.PHONY: setup model test run lint clean help
+.PHONY: setup model test run lab lint clean help
+MAIN := 00 01 02 03 04 05 06 07
+LAB := 08
 
 help:
 	@echo "make test   pytest on helpers + nbval over every notebook (smoke profile, offline)"
-	@echo "make run    execute every notebook in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
+	@echo "make run    execute notebooks 00-07 in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
+	@echo "make lab    execute the side notebooks ($(LAB)): the hyperparameter lab"
 	@echo "make lint   ruff over helpers/ and tests/"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -34,7 +38,10 @@ test: model
 	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
 
 run: model
-	$(if $(filter course,$(PROFILE)),,HF_HUB_OFFLINE=1) WORKBOOK_PROFILE=$(PROFILE) $(PY) -m helpers.run_notebooks --profile $(PROFILE)
+	$(if $(filter course,$(PROFILE)),,HF_HUB_OFFLINE=1) WORKBOOK_PROFILE=$(PROFILE) $(PY) -m helpers.run_notebooks --profile $(PROFILE) --only $(MAIN)
+
+lab: model
+	$(if $(filter course,$(PROFILE)),,HF_HUB_OFFLINE=1) WORKBOOK_PROFILE=$(PROFILE) $(PY) -m helpers.run_notebooks --profile $(PROFILE) --only $(LAB)
 
 lint: setup
 	$(PY) -m ruff check helpers tests
