@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -10,28 +11,39 @@ import torch
 from helpers.prices import parse_price_text
 
 
+@contextmanager
+def _left_padding(tokenizer):
+    """Generation continues from the right end of every row, so pad on the left (restored afterwards)."""
+    previous = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = previous
+
+
+def _chunks(prompts: Sequence[str], batch_size: int, progress: bool, desc: str):
+    starts = range(0, len(prompts), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch")
+    for start in starts:
+        yield list(prompts[start : start + batch_size])
+
+
 @torch.inference_mode()
 def generate_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 7, batch_size: int = 8,
                          progress: bool = True) -> list[str]:
     """Greedy continuations of each prompt (left-padded batches), decoded without special tokens."""
-    previous_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation continues from the right end of every row
     device = next(model.parameters()).device
-    batches = range(0, len(prompts), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="generating", unit="batch")
     outputs: list[str] = []
-    try:
-        for start in batches:
-            enc = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True).to(device)
+    with _left_padding(tokenizer):
+        for chunk in _chunks(prompts, batch_size, progress, "generating"):
+            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
-            new = out[:, enc["input_ids"].shape[1] :]
-            outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = previous_side
+            outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return outputs
 
 
@@ -209,20 +221,10 @@ def price_distributions(model, tokenizer, prompts: Sequence[str], batch_size: in
                         **kwargs) -> list[PriceDistribution]:
     """The model's distribution over whole-dollar prices after each prompt (see enumerate_prices)."""
     digits = digit_tokens(tokenizer)
-    previous_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    batches = range(0, len(prompts), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="price distributions", unit="batch")
     out: list[PriceDistribution] = []
-    try:
-        for start in batches:
-            chunk = list(prompts[start : start + batch_size])
+    with _left_padding(tokenizer):
+        for chunk in _chunks(prompts, batch_size, progress, "price distributions"):
             out += enumerate_prices(_CachedSteps(model, tokenizer, chunk), len(chunk), digits, **kwargs)
-    finally:
-        tokenizer.padding_side = previous_side
     return out
 
 
