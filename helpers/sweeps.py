@@ -32,13 +32,14 @@ class LabSize:
     n_val: int
     words: int  # description words kept in each prompt (short prompts make runs cheap)
     batch_size: int
-    epochs_long: int  # the epochs sweep trains this long, evaluating every half epoch
+    epochs_long: int  # the epochs sweep trains this long, evaluating every half epoch,
+    epochs_train: int  # on this few examples, so that overfitting shows within the budget
 
 
 LAB_SIZES = {
-    "smoke": LabSize(n_train=4, n_val=2, words=8, batch_size=2, epochs_long=2),
-    "default": LabSize(n_train=64, n_val=32, words=40, batch_size=8, epochs_long=4),
-    "gpu": LabSize(n_train=2048, n_val=256, words=120, batch_size=32, epochs_long=6),
+    "smoke": LabSize(n_train=4, n_val=2, words=8, batch_size=2, epochs_long=2, epochs_train=4),
+    "default": LabSize(n_train=64, n_val=32, words=40, batch_size=8, epochs_long=10, epochs_train=16),
+    "gpu": LabSize(n_train=2048, n_val=256, words=120, batch_size=32, epochs_long=8, epochs_train=256),
 }
 
 
@@ -71,9 +72,10 @@ def sweeps(profile: Profile) -> dict[str, list[tuple[str, TrainConfig]]]:
             for b in ((size.batch_size, size.batch_size // 2, size.batch_size // 4) if profile.name != "smoke"
                       else (size.batch_size, size.batch_size // 2))],
     }
-    half = max(1, base.eval_steps // 2)
-    out["epochs"] = [(f"{size.epochs_long} epochs", replace(base, epochs=size.epochs_long, eval_steps=half,
-                                                            save_steps=half))]
+    half = max(1, size.epochs_train // size.batch_size // 2)
+    out["epochs"] = [(f"{size.epochs_long} epochs of {size.epochs_train} examples",
+                      replace(base, epochs=size.epochs_long, n_train=size.epochs_train, eval_steps=half,
+                              save_steps=half))]
     return out
 
 

@@ -16,7 +16,7 @@ def test_each_sweep_changes_only_its_own_setting(name):
     base = base_config(profile)
     allowed = {"rank (alpha = 2r)": {"r", "alpha"}, "rank (alpha = 32)": {"r"}, "learning rate": {"learning_rate"},
                "target modules": {"target_modules"}, "dropout": {"dropout"},
-               "batch x accumulation": {"batch_size", "grad_accum"}, "epochs": {"epochs", "eval_steps", "save_steps"}}
+               "batch x accumulation": {"batch_size", "grad_accum"}, "epochs": {"epochs", "n_train", "eval_steps", "save_steps"}}
     plan = sweeps(profile)
     assert set(plan) == set(allowed)
     for sweep, runs in plan.items():
@@ -25,7 +25,8 @@ def test_each_sweep_changes_only_its_own_setting(name):
             assert _differences(config, base) <= allowed[sweep], (sweep, _differences(config, base))
             assert config.batch_size * config.grad_accum == base.batch_size  # effective batch held fixed
     epochs = plan["epochs"][0][1]
-    assert epochs.eval_steps * 2 == base.eval_steps  # validation every half epoch
+    assert epochs.eval_steps * 2 * epochs.batch_size == epochs.n_train  # validation every half epoch
+    assert epochs.n_train <= base.n_train and epochs.epochs > base.epochs  # few examples, many passes
 
 
 def _run(sweep, label, curve, **kw):
