@@ -10,12 +10,12 @@ STAMP := $(VENV)/.workbook-installed
 
 .PHONY: setup model test run lab lint clean help
 MAIN := 00 01 02 03 04 05 06 07
-LAB := 08
+LAB := 08 09
 
 help:
 	@echo "make test   pytest on helpers + nbval over every notebook (smoke profile, offline)"
 	@echo "make run    execute notebooks 00-07 in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
-	@echo "make lab    execute the side notebooks ($(LAB)): the hyperparameter lab"
+	@echo "make lab    execute the side notebooks ($(LAB)): hyperparameter lab, chat fine-tuning"
 	@echo "make lint   ruff over helpers/ and tests/"
 
 $(STAMP): requirements.txt pyproject.toml

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 SYS_RE = re.compile(r"^\s*<<SYS>>\s*(.*?)\s*<</SYS>>\s*", re.S)
 
@@ -108,3 +109,197 @@ def assistant_mask(tokenizer, messages: list[dict]) -> tuple[list[int], list[int
     encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     mask = [int(any(start <= a < end for start, end in spans)) for a, _ in encoded["offset_mapping"]]
     return list(encoded["input_ids"]), mask
+
+
+# --------------------------------------------------------------------------------------------------
+# Training data: conversations -> prompt/completion, and the offline instruction set
+# --------------------------------------------------------------------------------------------------
+
+
+def supports_assistant_only_loss(tokenizer) -> bool:
+    """trl's assistant_only_loss needs a chat template that wraps answers in {% generation %} tags."""
+    return "generation" in re.findall(r"{%-?\s*(\w+)", tokenizer.chat_template or "")
+
+
+def to_prompt_completion(messages: list[dict]) -> dict:
+    """Split a conversation before its last assistant turn: trl trains on the completion only.
+
+    Earlier assistant turns stay in the prompt as context (no loss on them); for single-turn data,
+    like guanaco-llama2-1k and our instruction set, this is exactly "loss on the assistant turn".
+    """
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None:
+        raise ChatFormatError("no assistant turn to train on")
+    return {"prompt": messages[:last], "completion": [messages[last]]}
+
+
+SYSTEM_PROMPT = "You are a concise shopping assistant. Answer with only what is asked."
+TASKS = ("category", "brand", "title", "price")
+_BRAND = re.compile(r"\bBrand: (\S+)")
+
+
+def _description(text: str, title: str, words: int) -> str:
+    """The product text without its title line (titles are an answer), cut to `words` words."""
+    lines = text.split("\n")
+    if lines and lines[0].strip() == title.strip():
+        lines = lines[1:]
+    return " ".join(" ".join(lines).split()[:words])
+
+
+def instructions_for(row: dict, categories: list[str], words: int = 40) -> tuple[list[dict], list[str]]:
+    """The instruction examples one catalog item yields, and why any task was skipped for it.
+
+    Every answer is read from the item's own fields, so it can be scored exactly:
+    category (one of `categories`), brand (the title's first word when the details name it),
+    title (the listing title, from a description that no longer contains it), price ("$123").
+    """
+    title, text, category, price = (row.get("title") or "").strip(), row.get("text") or "", row.get("category"), row.get("price")
+    description = _description(text, title, words)
+    out, skipped = [], []
+
+    def add(task, question, answer):
+        out.append({"id": row.get("id"), "task": task, "answer": answer, "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": f"{question}\n\n{description}"},
+            {"role": "assistant", "content": answer}]})
+
+    if len(description.split()) < 5:
+        return [], ["description too short"]
+    if category in categories:
+        add("category", f"Which department sells this product? Answer with one of: {', '.join(categories)}.", category)
+    else:
+        skipped.append("category not in the list")
+    brand = _BRAND.search(text)
+    if brand and title.split()[:1] == [brand.group(1)]:
+        add("brand", "Which brand makes this product? Answer with the brand name only.", brand.group(1))
+    else:
+        skipped.append("no brand in the details")
+    if title and len(title.split()) >= 2:
+        add("title", "Write a one-line listing title for this product.", title)
+    else:
+        skipped.append("no usable title")
+    if isinstance(price, (int, float)) and price > 0:
+        add("price", "Estimate the price of this product in US dollars. Answer with a dollar amount only.", f"${round(price):,}")
+    else:
+        skipped.append("no price")
+    return out, skipped
+
+
+def build_instruction_set(rows, categories: list[str] | None = None, words: int = 40) -> tuple[list[dict], Counter]:
+    """All instruction examples of a split (rows of the curated dataset), and the skip counts by reason."""
+    rows = list(rows)
+    categories = categories or sorted({r["category"] for r in rows if r.get("category")})
+    out, skipped = [], Counter()
+    for row in rows:
+        examples, reasons = instructions_for(row, categories, words)
+        out += examples
+        skipped.update(reasons)
+    return out, skipped
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[^a-z0-9$ ]+", " ", text.lower()).split("\n")[0].strip()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def score_answer(task: str, output: str, answer: str) -> float | None:
+    """1/0 for category, brand and price (within 20%); word-overlap F1 for titles; None: unparseable price."""
+    from helpers.prices import parse_price_text
+
+    first_line = (output or "").strip().split("\n")[0]
+    if task in ("category", "brand"):
+        return float(" ".join(_normal(first_line).split()).rstrip(" .") == " ".join(_normal(answer).split()))
+    if task == "price":
+        guess, truth = parse_price_text(first_line), parse_price_text(answer)
+        return None if guess is None else float(abs(guess - truth) <= 0.2 * truth)
+    if task == "title":
+        got, want = _words(first_line), _words(answer)
+        common = sum((Counter(got) & Counter(want)).values())
+        return 0.0 if not common else 2 * common / (len(got) + len(want))
+    raise ValueError(f"unknown task {task!r} (one of {', '.join(TASKS)})")
+
+
+def score_outputs(examples: list[dict], outputs: list[str]) -> dict[str, dict]:
+    """Per task: mean score, how many examples, and how many outputs could not be read (scored 0)."""
+    if len(examples) != len(outputs):
+        raise ValueError(f"{len(examples)} examples but {len(outputs)} outputs")
+    table: dict[str, dict] = {}
+    for example, output in zip(examples, outputs):
+        row = table.setdefault(example["task"], {"n": 0, "total": 0.0, "unparsed": 0})
+        score = score_answer(example["task"], output, example["answer"])
+        row["n"] += 1
+        row["unparsed"] += score is None
+        row["total"] += score or 0.0
+    return {task: {"score": row["total"] / row["n"], "n": row["n"], "unparsed": row["unparsed"]}
+            for task, row in sorted(table.items(), key=lambda kv: TASKS.index(kv[0]) if kv[0] in TASKS else 99)}
+
+
+GUANACO = "mlabonne/guanaco-llama2-1k"
+
+
+def load_guanaco(split: str = "train", loader=None) -> tuple[list[dict], Counter]:
+    """The classic tutorial dataset from the hub, converted to messages (course profile; needs network)."""
+    if loader is None:
+        from datasets import load_dataset as loader
+    try:
+        rows = loader(GUANACO, split=split)
+    except Exception as error:  # offline, hub down, renamed dataset
+        raise RuntimeError(f"could not load {GUANACO} from the Hugging Face Hub ({type(error).__name__}: {error}). "
+                           "It needs network access; offline, use the catalog instruction set "
+                           "(DATASET = 'catalog').") from error
+    return to_messages(rows)
+
+
+def chat_prompts(tokenizer, examples: list[dict]) -> list[str]:
+    """Each example's conversation up to its last answer, rendered with the generation prompt."""
+    return [tokenizer.apply_chat_template(to_prompt_completion(e["messages"])["prompt"], tokenize=False,
+                                          add_generation_prompt=True) for e in examples]
+
+
+def answer_all(model, tokenizer, examples: list[dict], max_new_tokens: int = 24, batch_size: int = 8,
+               progress: bool = True) -> list[str]:
+    """Greedy answers of a model to held-out examples (their own answers are not shown to it)."""
+    from helpers.inference import generate_completions
+
+    return [text.strip() for text in generate_completions(
+        model, tokenizer, chat_prompts(tokenizer, examples), max_new_tokens=max_new_tokens, batch_size=batch_size,
+        progress=progress, add_special_tokens=False)]
+
+
+def held_out(examples: list[dict], per_task: int) -> list[dict]:
+    """The first `per_task` examples of every task, in task order (a small balanced evaluation set)."""
+    out = []
+    for task in TASKS:
+        out += [e for e in examples if e["task"] == task][:per_task]
+    return out
+
+
+def format_llama3(messages: list[dict], add_generation_prompt: bool = False) -> str:
+    """messages -> the Llama 3 chat format written out by hand (3.1/3.2 templates add a dated system preamble)."""
+    out = ["<|begin_of_text|>"]
+    for m in messages:
+        out.append(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>")
+    if add_generation_prompt:
+        out.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class ChatSize:
+    source_items: int  # catalog items turned into instructions (4 tasks each)
+    n_train: int  # instruction examples trained on
+    n_val: int  # validation examples (from validation-split items)
+    per_task: int  # held-out test examples scored per task, before and after
+    words: int  # description words kept in each question
+    max_steps: int = -1  # stop early (smoke)
+
+
+CHAT_SIZES = {
+    "smoke": ChatSize(source_items=60, n_train=16, n_val=8, per_task=2, words=12, max_steps=4),
+    "default": ChatSize(source_items=400, n_train=640, n_val=32, per_task=20, words=30),
+    "gpu": ChatSize(source_items=5000, n_train=8000, n_val=256, per_task=250, words=60),
+    "course": ChatSize(source_items=5000, n_train=8000, n_val=256, per_task=250, words=60),
+}

@@ -34,13 +34,16 @@ def _chunks(prompts: Sequence[str], batch_size: int, progress: bool, desc: str):
 
 @torch.inference_mode()
 def generate_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 7, batch_size: int = 8,
-                         progress: bool = True) -> list[str]:
-    """Greedy continuations of each prompt (left-padded batches), decoded without special tokens."""
+                         progress: bool = True, add_special_tokens: bool = True) -> list[str]:
+    """Greedy continuations of each prompt (left-padded batches), decoded without special tokens.
+
+    Prompts rendered by a chat template already carry their special tokens: pass add_special_tokens=False.
+    """
     device = next(model.parameters()).device
     outputs: list[str] = []
     with _left_padding(tokenizer):
         for chunk in _chunks(prompts, batch_size, progress, "generating"):
-            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
             outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)

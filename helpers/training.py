@@ -202,7 +202,7 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
 
 
 def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
-          resume: bool = False, data=None, record_shards: bool = False) -> TrainResult:
+          resume: bool = False, data=None, record_shards: bool = False, extra_provenance: dict | None = None) -> TrainResult:
     """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -235,7 +235,7 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
         "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
         "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
-        "seconds": round(seconds, 1), "processes": trainer.args.world_size,
+        "seconds": round(seconds, 1), "processes": trainer.args.world_size, **(extra_provenance or {}),
     }
     (adapter_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2))
     return result
@@ -260,6 +260,24 @@ def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization:
         guard_bnb_cpu_training(loaded.model)
     model = PeftModel.from_pretrained(loaded.model, str(adapter_dir)).eval()
     return model, loaded.tokenizer
+
+
+def merge_adapter(profile: Profile, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Fold the LoRA update into a 16/32-bit copy of the base (W + (alpha/r)·BA) and save a plain model.
+
+    A 4-bit base cannot hold the merged weights exactly, so deployment merges into the unquantized base:
+    bf16 on a GPU, fp32 on CPU. The result loads with AutoModelForCausalLM alone, no peft needed.
+    """
+    from peft import PeftModel
+
+    from helpers.models import load_base_model
+
+    loaded = load_base_model(profile.model_id, quantization="bf16" if torch.cuda.is_available() else "fp32")
+    merged = PeftModel.from_pretrained(loaded.model, str(adapter_dir)).merge_and_unload()
+    out_dir = Path(out_dir)
+    merged.save_pretrained(str(out_dir))
+    loaded.tokenizer.save_pretrained(str(out_dir))
+    return out_dir
 
 
 def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: int | None = None,

@@ -16,7 +16,8 @@ def test_each_sweep_changes_only_its_own_setting(name):
     base = base_config(profile)
     allowed = {"rank (alpha = 2r)": {"r", "alpha"}, "rank (alpha = 32)": {"r"}, "learning rate": {"learning_rate"},
                "target modules": {"target_modules"}, "dropout": {"dropout"},
-               "batch x accumulation": {"batch_size", "grad_accum"}, "epochs": {"epochs", "n_train", "eval_steps", "save_steps"}}
+               "batch x accumulation": {"batch_size", "grad_accum"}, "epochs": {"epochs", "n_train", "eval_steps", "save_steps",
+                                                                           "learning_rate"}}
     plan = sweeps(profile)
     assert set(plan) == set(allowed)
     for sweep, runs in plan.items():
@@ -25,7 +26,7 @@ def test_each_sweep_changes_only_its_own_setting(name):
             assert _differences(config, base) <= allowed[sweep], (sweep, _differences(config, base))
             assert config.batch_size * config.grad_accum == base.batch_size  # effective batch held fixed
     epochs = plan["epochs"][0][1]
-    assert epochs.eval_steps * 2 * epochs.batch_size == epochs.n_train  # validation every half epoch
+    assert epochs.eval_steps == max(1, epochs.n_train // epochs.batch_size // 2)  # every half epoch (or step)
     assert epochs.n_train <= base.n_train and epochs.epochs > base.epochs  # few examples, many passes
 
 
@@ -57,7 +58,8 @@ def test_plots_draw_every_run():
     runs = [_run("dropout", f"{d}", [(0, 3), (1, 1 + d)]) for d in (0.0, 0.1, 0.3)]
     ax = plot_sweep(runs, "dropout")
     assert len(ax.patches) == 3
-    ax = plot_sweep([_run("epochs", "2 epochs", [(0, 3), (1, 2), (2, 2.5)])], "epochs")
-    assert len(ax.lines[0].get_xdata()) == 3
+    ax = plot_sweep([_run("epochs", "2 epochs", [(0, 3), (1, 2), (2, 2.5)],
+                          extra={"train_curve": [(0.5, 2.9), (1, 2.1), (1.5, 1.4), (2, 0.9)]})], "epochs")
+    assert len(ax.lines[0].get_xdata()) == 3 and list(ax.lines[1].get_ydata()) == [2.9, 2.1, 1.4, 0.9]
     with pytest.raises(ValueError, match="no results"):
         plot_sweep(runs, "learning rate")
