@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -113,6 +114,17 @@ class TrainResult:
     peak_memory_gb: float | None = None
     train_tokens: int = 0
     model: object = field(default=None, repr=False)  # the trained PeftModel (best checkpoint), in memory
+    peak_rss_gb: float | None = None  # the process's peak resident memory so far (CPU runs: what training took)
+
+
+def peak_rss_gb() -> float | None:
+    """Peak resident memory of this process in GiB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)  # bytes on macOS, KiB on Linux
 
 
 def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, evaluate: bool = True,
@@ -226,7 +238,8 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     tokens = int(max((float(e["num_tokens"]) for e in trainer.state.log_history if "num_tokens" in e), default=0))
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.device == "cuda" else None
     result = TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
-                         trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model)
+                         trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model,
+                         peak_rss_gb())
     if not trainer.is_world_process_zero():  # under data parallelism only the first process writes
         return result
     trainer.model.save_pretrained(str(adapter_dir))  # the adapter only, never the base weights
@@ -235,7 +248,8 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
         "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
         "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
-        "seconds": round(seconds, 1), "processes": trainer.args.world_size, **(extra_provenance or {}),
+        "seconds": round(seconds, 1), "processes": trainer.args.world_size,
+        "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2), **(extra_provenance or {}),
     }
     (adapter_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2))
     return result
@@ -366,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
               f"train time: {result.seconds:.0f} s, {result.train_tokens:,} tokens "
               f"({result.train_tokens / result.seconds:,.0f} tokens/s)"
-              + (f", peak GPU memory {result.peak_memory_gb:.2f} GiB" if result.peak_memory_gb is not None else ""))
+              + (f", peak GPU memory {result.peak_memory_gb:.2f} GiB" if result.peak_memory_gb is not None else "")
+              + (f", peak process memory {result.peak_rss_gb:.2f} GiB" if result.peak_rss_gb else ""))
         del result
     if args.evaluate or args.adapter is not None:
         for scored in evaluate_adapter(profile, adapter, label=args.label):

@@ -29,6 +29,7 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
     assert info["profile"] == "smoke" and info["n_train"] == 8 and info["config"]["quantization"] == "nf4-dq"
     assert first.best_eval_loss is not None and any("eval_loss" in e for e in first.log_history)
     assert first.train_tokens > 0 and first.train_tokens == max(e.get("num_tokens", 0) for e in first.log_history)
+    assert first.peak_rss_gb > 0.2 and info["peak_rss_gb"] == round(first.peak_rss_gb, 2)  # CPU memory is reported
 
     # resume: a longer run picks up from the last checkpoint instead of starting over
     longer = TrainConfig(**{**TINY.__dict__, "max_steps": 3})
@@ -51,6 +52,23 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
     assert [r.model.split("(")[1] for r in scored] == ["greedy)", "expected price)", "median price)"]
     assert all(r.n == 3 and r.kind == "fine-tuned" for r in scored)
     assert len(json.loads((tmp_path / "r.json").read_text())) == 3
+
+    # deployment: the adapter merged into an fp32 copy of the base computes what base + adapter computes
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from helpers.models import load_base_model
+    from helpers.training import merge_adapter
+
+    merged_dir = merge_adapter(profile, adapter, tmp_path / "merged")
+    assert not any(p.name.startswith("adapter_") for p in merged_dir.iterdir())
+    merged = AutoModelForCausalLM.from_pretrained(str(merged_dir)).eval()
+    unmerged = PeftModel.from_pretrained(load_base_model(None, "fp32").model, str(adapter)).eval()
+    with torch.no_grad():
+        m, u = merged(**ids).logits, unmerged(**ids).logits
+        plain = load_base_model(None, "fp32").model(**ids).logits
+    assert torch.allclose(m, u, atol=1e-4, rtol=1e-4), (m - u).abs().max()
+    assert not torch.allclose(m, plain, atol=1e-4)  # the update really is in the merged weights
 
 
 def test_every_setting_is_explained_and_profiles_differ():
