@@ -184,8 +184,13 @@ def load_tokenizer(model_id: str | None = None):
     return tokenizer
 
 
-def quantization_config(quantization: str, compute_dtype: torch.dtype = torch.float32):
-    """BitsAndBytesConfig for a quantization name (None for the unquantized dtypes)."""
+def quantization_config(quantization: str, compute_dtype: torch.dtype = torch.float32,
+                        quant_storage: torch.dtype | None = None):
+    """BitsAndBytesConfig for a quantization name (None for the unquantized dtypes).
+
+    quant_storage: the dtype the packed 4-bit weights are stored in. FSDP shards parameters of one dtype, so
+    under FSDP it must equal the model's dtype (the default, uint8, only works without sharding).
+    """
     from transformers import BitsAndBytesConfig
 
     if quantization not in QUANTIZATIONS:
@@ -198,6 +203,7 @@ def quantization_config(quantization: str, compute_dtype: torch.dtype = torch.fl
             bnb_4bit_quant_type="fp4" if quantization == "fp4" else "nf4",  # transformers defaults to fp4
             bnb_4bit_use_double_quant=quantization == "nf4-dq",
             bnb_4bit_compute_dtype=compute_dtype,
+            **({"bnb_4bit_quant_storage": quant_storage} if quant_storage is not None else {}),
         )
     return None
 
@@ -217,6 +223,7 @@ def load_base_model(
     device: str | None = None,
     compute_dtype: torch.dtype | None = None,
     for_training: bool = False,
+    fsdp: bool = False,
 ) -> LoadedModel:
     """Load a causal LM for a profile: the embedded model (model_id=None) or a hub id.
 
@@ -238,7 +245,7 @@ def load_base_model(
         dtype = torch.float32
     source = resolve_model(model_id)
     kwargs = dict(dtype=dtype)
-    qconfig = quantization_config(quantization, compute_dtype)
+    qconfig = quantization_config(quantization, compute_dtype, quant_storage=dtype if fsdp else None)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
         # one device per process: under `accelerate launch` each process loads its copy on its own GPU

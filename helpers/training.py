@@ -52,6 +52,7 @@ class TrainConfig:
     group_by_length: bool = True  # batches of similar length, so little compute is spent on padding
     gradient_checkpointing: bool | None = None  # recompute activations in backward: less memory, slower (None: CUDA)
     pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
+    fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
 
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
@@ -90,7 +91,7 @@ def build_model(profile: Profile, config: TrainConfig):
 
     from helpers.models import load_base_model
 
-    loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True)
+    loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp)
     checkpointing = torch.cuda.is_available() if config.gradient_checkpointing is None else config.gradient_checkpointing
     model = loaded.model
     if config.quantization in ("nf4", "nf4-dq", "fp4", "int8"):
@@ -143,6 +144,9 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         extra["ddp_find_unused_parameters"] = False  # every adapter gets a gradient each step
         if not cuda:
             extra["ddp_backend"] = "gloo"
+    if config.fsdp:  # peft's wrap policy puts each decoder layer (and its adapters) in one shard unit
+        extra["fsdp"] = "full_shard auto_wrap"
+        extra["fsdp_config"] = {"use_orig_params": False}
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
