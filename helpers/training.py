@@ -145,7 +145,10 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         if not cuda:
             extra["ddp_backend"] = "gloo"
     if config.fsdp:  # peft's wrap policy puts each decoder layer (and its adapters) in one shard unit
-        extra["fsdp"] = "full_shard auto_wrap"
+        if not cuda:  # measured: accelerate keeps CPU processes data parallel and drops the FSDP plugin silently
+            raise ValueError("fsdp=True needs CUDA GPUs: on CPU, accelerate runs the processes as plain data "
+                             "parallel (DDP) and ignores FSDP. Leave fsdp off; DDP is what CPU processes get.")
+        extra["fsdp"] = "full_shard auto_wrap"  # the string form: transformers 5.17 (the GPU image) reads it
         extra["fsdp_config"] = {"use_orig_params": False}
     return SFTConfig(
         output_dir=str(output_dir),

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -90,3 +91,16 @@ def test_command_line_overrides_are_typed_and_checked():
                    "gradient_checkpointing": False, "n_train": None, "optimizer": "adamw_torch_fused", "epochs": 3.0}
     with pytest.raises(SystemExit, match="rank"):
         parse_overrides(["rank=8"])
+
+
+def test_fsdp_is_refused_on_cpu_and_stores_4bit_weights_in_the_model_dtype(tmp_path):
+    """FSDP shards parameters of one dtype, so the packed 4-bit weights must use the model's dtype."""
+    from helpers.models import quantization_config
+    from helpers.training import _sft_config
+
+    assert quantization_config("nf4-dq", torch.bfloat16, quant_storage=torch.bfloat16).bnb_4bit_quant_storage \
+        == torch.bfloat16
+    assert quantization_config("nf4-dq", torch.bfloat16).bnb_4bit_quant_storage == torch.uint8  # DDP default
+    with pytest.raises(ValueError, match="fsdp=True needs CUDA GPUs"):
+        _sft_config(TrainConfig(fsdp=True), tmp_path, cuda=False, bf16=False)
+    assert _sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).fsdp in ("", [], None, False)
