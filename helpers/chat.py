@@ -11,6 +11,7 @@ trained on (the assistant's turns), found by rendering the conversation one turn
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ def instructions_for(row: dict, categories: list[str], words: int = 40) -> tuple
     else:
         skipped.append("no usable title")
     if isinstance(price, (int, float)) and price > 0:
-        add("price", "Estimate the price of this product in US dollars. Answer with a dollar amount only.", f"${round(price):,}")
+        add("price", "Estimate the price of this product in US dollars. Answer with a dollar amount only.", f"${math.floor(price + 0.5):,}")  # half up, as make_completion
     else:
         skipped.append("no price")
     return out, skipped
@@ -197,10 +198,6 @@ def build_instruction_set(rows, categories: list[str] | None = None, words: int 
     return out, skipped
 
 
-def _normal(text: str) -> str:
-    return re.sub(r"[^a-z0-9$ ]+", " ", text.lower()).split("\n")[0].strip()
-
-
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
@@ -211,7 +208,7 @@ def score_answer(task: str, output: str, answer: str) -> float | None:
 
     first_line = (output or "").strip().split("\n")[0]
     if task in ("category", "brand"):
-        return float(" ".join(_normal(first_line).split()).rstrip(" .") == " ".join(_normal(answer).split()))
+        return float(_words(first_line) == _words(answer))  # case, spacing and punctuation do not count
     if task == "price":
         guess, truth = parse_price_text(first_line), parse_price_text(answer)
         return None if guess is None else float(abs(guess - truth) <= 0.2 * truth)

@@ -221,7 +221,8 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
 
 
 def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
-          resume: bool = False, data=None, record_shards: bool = False, extra_provenance: dict | None = None) -> TrainResult:
+          resume: bool = False, data=None, record_shards: bool = False,
+          extra_provenance: dict | None = None) -> TrainResult:
     """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -231,7 +232,6 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     device = check_device(profile)
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
     trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
-    tokenizer = trainer.processing_class
     train_set, val_set = trainer.train_dataset, trainer.eval_dataset
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
     if resume and checkpoint is None:
@@ -247,16 +247,18 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     result = TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
                          trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model,
                          peak_rss_gb())
-    if not trainer.is_world_process_zero():  # under data parallelism only the first process writes
+    # every process calls it (under FSDP the adapter is gathered first); only the first one writes: the
+    # adapter (PeftModel.save_pretrained, never the base weights) and the tokenizer
+    trainer.save_model(str(adapter_dir))
+    if not trainer.is_world_process_zero():
         return result
-    trainer.model.save_pretrained(str(adapter_dir))  # the adapter only, never the base weights
-    tokenizer.save_pretrained(str(adapter_dir))
     provenance = {
         "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
         "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
         "seconds": round(seconds, 1), "processes": trainer.args.world_size,
-        "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2), **(extra_provenance or {}),
+        "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2),
+        **(extra_provenance or {}),
     }
     (adapter_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2))
     return result
