@@ -34,7 +34,7 @@ def constant(train_prices: Sequence[float], n: int, how: str = "mean") -> list[f
 # Linear regression on hand-made features
 # --------------------------------------------------------------------------------------------------
 
-_PACK = re.compile(r"(?:(\d+)[ -](?:Pack|Count)|Pack of (\d+))", re.I)
+_PACK = re.compile(r"(?:(\d+)(?:\.\d+)?[ -](?:Pack|Count)|Pack of (\d+))", re.I)
 _WARRANTY = re.compile(r"(\d+)[ -]year", re.I)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 GRADE_WORDS = ("pro ", "commercial", "professional", "heavy duty")
@@ -44,7 +44,7 @@ def hand_features(text: str, category: str, categories: Sequence[str]) -> list[f
     """What a person might think of first: length, pack size, warranty, grade words, biggest number, category."""
     lower = text.lower()
     pack = _PACK.search(text)
-    pack_n = int(next(g for g in pack.groups() if g)) if pack else 1
+    pack_n = max(1, int(next(g for g in pack.groups() if g))) if pack else 1
     warranty = _WARRANTY.search(text)
     numbers = [float(x) for x in _NUMBER.findall(text)] or [0.0]
     return [
@@ -154,3 +154,80 @@ def gradient_boosting(x_train, train_prices, x_test, seed: int = 42) -> list[flo
     model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1, random_state=seed)
     model.fit(x_train, np.log1p(train_prices))
     return np.expm1(model.predict(x_test)).tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# The baseline table: every baseline on one split, as ratios to the constant and to the oracle
+# --------------------------------------------------------------------------------------------------
+
+def baseline_predictions(train, items, embed_train: int = 4_000) -> dict[str, list[float]]:
+    """name -> predictions on `items` for every classical baseline, all trained on `train` only."""
+    preds = {
+        "random": random_prices(len(items)),
+        "constant (mean)": constant(train["price"], len(items), "mean"),
+        "constant (median)": constant(train["price"], len(items), "median"),
+        "linear regression (features)": linear_regression(train["text"], train["category"], train["price"],
+                                                          items["text"], items["category"]),
+        "TF-IDF + ridge": tfidf_ridge(train["text"], train["price"], items["text"]),
+    }
+    subset = train.select(range(min(embed_train, len(train))))
+    x_train, x_items = embed(subset["text"]), embed(items["text"])
+    preds[f"MiniLM + random forest ({len(subset):,} train)"] = random_forest(x_train, subset["price"], x_items)
+    preds[f"MiniLM + gradient boosting ({len(subset):,} train)"] = gradient_boosting(x_train, subset["price"], x_items)
+    return preds
+
+
+def baseline_table(profile_name: str = "default", splits: Sequence[str] = ("validation", "test"),
+                   embed_train: int = 4_000) -> list[dict]:
+    """Rows of (split, model, MAE, RMSLE, hit rate, MAE / constant-median MAE, MAE / oracle MAE).
+
+    The catalog's design targets are read off this table: the best baseline between 0.60x and 0.85x
+    of the constant, the oracle at most 0.35x.
+    """
+    from helpers.catalog import oracle_prices
+    from helpers.data import load_splits
+    from helpers.evaluation import evaluate
+    from helpers.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    data, _ = load_splits(profile)
+    oracle = oracle_prices() if profile.dataset == "sample" else None
+    rows = []
+    for split_name in splits:
+        items = data[split_name]
+        preds = baseline_predictions(data["train"], items, embed_train)
+        if oracle is not None:
+            preds["noise-floor oracle"] = [oracle[i] for i in items["id"]]
+        scored = {name: evaluate(p, items, name, profile=profile.name, split=split_name) for name, p in preds.items()}
+        const, floor = scored["constant (median)"].mae, scored.get("noise-floor oracle")
+        for name, result in scored.items():
+            rows.append({"split": split_name, "model": name, "n": result.n, "mae": round(result.mae, 2),
+                         "rmsle": round(result.rmsle, 3), "hit_rate": round(result.hit_rate, 3),
+                         "vs_constant": round(result.mae / const, 3),
+                         "vs_oracle": round(result.mae / floor.mae, 2) if floor else None})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="every classical baseline on the validation and test splits")
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--splits", nargs="+", default=["validation", "test"])
+    parser.add_argument("--json", help="write the rows here")
+    args = parser.parse_args(argv)
+    rows = baseline_table(args.profile, args.splits)
+    for row in rows:
+        print(f"{row['split']:<10} {row['model']:<42} MAE {row['mae']:>8.2f}  {row['vs_constant']:.2f}x constant"
+              + (f"  {row['vs_oracle']:.2f}x oracle" if row["vs_oracle"] else ""))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,17 +1,35 @@
-"""The sample product catalog the workbook ships: generated, in the Amazon Reviews 2023 metadata schema.
+"""The sample product catalog (v2): generated, in the Amazon Reviews 2023 metadata schema.
 
-Real Amazon data cannot be downloaded offline, so we generate a realistic catalog from a seed and ship
-it (`data/sample_catalog.jsonl.gz`); `python -m helpers.catalog` rebuilds it byte for byte.
+Real Amazon data cannot be downloaded offline, so we generate a catalog from a seed and ship it
+(`data/sample_catalog.jsonl.gz`); `python -m helpers.catalog` rebuilds it byte for byte. The product
+types (what they cost, their specs, materials and words) are data: `data/catalog_products.json`.
 
-How a price is made (documented so the noise floor can be computed):
+Version 1 made the log price a sum of one term per word-like fact, which is exactly the model a
+TF-IDF + ridge regression fits, so the classical baseline was the generator itself. Version 2 prices
+products the way real listings are priced, with what makes real prices hard for bag-of-words:
 
-    expected = base(product type) × brand tier(category) × Π spec multipliers × grade
-    price    = expected × exp(N(0, NOISE_SIGMA²))          (rounded to cents)
+    unit     = base(type) × tier(brand) × Π_s (size_s / low_s) ** (elasticity_s × (1 + SIZE_PREMIUM × rank))
+               × material × warranty × grade × condition × SERIES_STEP ** (series - 5)
+    expected = unit × n ** PACK_EXPONENT + PACK_OVERHEAD     (packs of n; singles: expected = unit)
+    price    = expected × exp(N(0, NOISE_SIGMA²))            (rounded to cents)
 
-The spec multipliers follow the specs that drive real prices: capacity and wattage through power laws,
-pack count nearly linearly, material, warranty years and pro/commercial grade as factors, some of them
-interacting with the product type. The best possible predictor knows `expected` exactly and still misses
-by the noise: its error is the noise floor (`oracle_prices`).
+- **Continuous quantities.** Sizes are drawn log-uniformly over a wide range (a 24" to 98" TV), so most
+  numbers are rare as tokens, and they are written in many forms: units and their conversions
+  (1 TB / 1,000 GB, 5.5 qt / 5.2 L, 6 ft / 1.8 m, 4K / 2160p), with or without separators and spaces.
+- **Interactions.** Premium brands charge more per unit of size (the exponent grows with the brand's
+  tier rank, −2 for budget to +2 for luxury), and a pack's price is a per-unit price times a
+  near-linear count *plus* a fixed per-listing cost: a 12-pack of a cheap item is not "12-pack" + "cheap".
+- **Facts in the description or details only.** A spec or the pack count may be missing from the
+  title and stated once further down; counts may be written as a product ("2 boxes of 50").
+- **Product lines.** 40% of products belong to a numbered line ("Series 7", "S7"): the higher the number,
+  the pricier the model, a convention a reader knows and a bag-of-words tokenizer that drops one-character
+  tokens (scikit-learn's default) cannot see.
+- **Distractor numbers.** Weights, dimensions, years and ratings that do not move the price.
+
+The best possible predictor knows `expected` exactly and still misses by the noise: its error is the
+noise floor (`oracle_prices`). Every price-relevant fact is written in the record's text (title,
+description, features or details), so a perfect reader of the *whole* record reaches that floor; the
+curated prompt keeps 160 tokens, so a fact stated only at the end of a long record can be cut.
 """
 
 from __future__ import annotations
@@ -26,814 +44,89 @@ from pathlib import Path
 
 from helpers.paths import DATA_DIR
 
+VERSION = 2
 SEED = 2026
 N_RECORDS = 32_000
-NOISE_SIGMA = 0.12
+NOISE_SIGMA = 0.22
+SIZE_PREMIUM = 0.2  # elasticity multiplier per tier rank away from "mid"
+PACK_EXPONENT = 0.9  # bulk discount: 10 units cost 7.9x one
+PACK_OVERHEAD = 4.0  # dollars per pack listing: box, handling
 CATALOG_PATH = DATA_DIR / "sample_catalog.jsonl.gz"
+PRODUCTS_PATH = DATA_DIR / "catalog_products.json"
+
+# Brand tiers: price factor and rank. The brand name is in every title, as on Amazon.
+TIERS = {"budget": 0.55, "value": 0.8, "mid": 1.0, "premium": 1.7, "luxury": 2.9}
+TIER_RANK = {"budget": -2, "value": -1, "mid": 0, "premium": 1, "luxury": 2}
+TIER_WEIGHTS = (3, 4, 5, 2.5, 1)
+BRANDS_PER_TIER = 30
+BRAND_SYLLABLES = tuple("Ar Bel Cor Dyn El Fen Gal Hex Iv Jor Kel Lum Mar Nov Or Pax Quin Ros Sol Tor Ul Ven Wex Zan".split())
+BRAND_ENDINGS = ("a", "o", "ix", "on", "ia", "ex", "us", "tec", "ra", "ly", "co", "ro", "el", "an", "is", "um")
+PACK_SIZES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 16, 20, 24, 25, 30, 36, 40, 48, 50, 60, 72, 100, 144, 200)
+PACK_WEIGHTS = (8, 5, 3, 4, 1, 3, 2, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1, 1, 0.5, 0.5, 1, 0.5, 0.5)
+WARRANTY = {0: 1.0, 1: 1.0, 2: 1.06, 3: 1.12, 5: 1.22, 10: 1.4}
+WARRANTY_WEIGHTS = (5, 4, 2, 1.5, 1, 0.3)
+GRADES = ("Pro", "Commercial", "Professional", "Heavy Duty")
+CONDITIONS = {"new": 1.0, "renewed": 0.68}  # "Renewed" is Amazon's word for refurbished
+SERIES_STEP = 1.12  # a model line's number k (Series 1..9) multiplies the price by SERIES_STEP ** (k - 5)
+SERIES_SHARE = 0.4  # share of products sold under a numbered model line
 
 # --------------------------------------------------------------------------------------------------
-# What the catalog is made of
+# The product table (data/catalog_products.json)
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Spec:
-    """A numeric spec: values to draw from, how it is written, and its price elasticity."""
+    """A numeric spec: its range (or allowed values), unit and price elasticity."""
 
     name: str
-    values: tuple[float, ...]
     unit: str
-    elasticity: float  # price ∝ (value / first value) ** elasticity
+    low: float
+    high: float
+    elasticity: float  # price ∝ (value / low) ** elasticity
+    values: tuple[float, ...] = ()  # discrete choices (storage sizes, resolutions); empty = continuous
 
 
 @dataclass(frozen=True)
 class ProductType:
+    category: str
     noun: str
-    base: float  # price in dollars of the cheapest configuration from a mid-tier brand
+    base: float  # dollars for one unit at the low end of every spec, from a mid-tier brand
     specs: tuple[Spec, ...] = ()
     materials: tuple[tuple[str, float], ...] = ()
-    pack: bool = False  # sold in packs of n (price nearly linear in n)
+    pack: bool = False  # sold in packs of n
     grade_factor: float = 1.6  # what "Pro"/"Commercial" grade multiplies for this type
     adjectives: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
 
 
-def S(name, values, unit, elasticity):  # noqa: N802  (a short constructor keeps the tables readable)
-    return Spec(name, tuple(values), unit, elasticity)
+def load_products(path: Path = PRODUCTS_PATH) -> dict[str, list[ProductType]]:
+    """category -> product types, read from the JSON table (one object per product type)."""
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: dict[str, list[ProductType]] = {}
+    for row in rows:
+        specs = tuple(
+            Spec(s["name"], s["unit"], s["low"], s["high"], s["elasticity"], tuple(s.get("values", ()))) for s in row["specs"]
+        )
+        ptype = ProductType(
+            row["category"], row["noun"], row["base"], specs, tuple(row["materials"].items()), row["pack"],
+            row["grade_factor"], tuple(row["adjectives"]), tuple(row["uses"]),
+        )
+        out.setdefault(ptype.category, []).append(ptype)
+    return out
 
 
-CATEGORIES: dict[str, list[ProductType]] = {
-    "Appliances": [
-        ProductType("Refrigerator Water Filter", 14, (), (), True, 1.2, ("NSF certified", "replacement"), ("kitchen",)),
-        ProductType(
-            "Countertop Microwave",
-            75,
-            (
-                S("capacity", [0.7, 0.9, 1.1, 1.2, 1.6, 2.2], "cu ft", 0.8),
-                S("power", [700, 900, 1000, 1100, 1200], "W", 0.5),
-            ),
-            (("stainless steel", 1.25), ("black", 1.0), ("white", 0.95)),
-            False,
-            1.5,
-            ("compact", "digital"),
-            ("office", "dorm", "kitchen"),
-        ),
-        ProductType(
-            "Dishwasher Rack Wheel",
-            6,
-            (),
-            (("nylon", 1.0), ("plastic", 0.8)),
-            True,
-            1.1,
-            ("replacement",),
-            ("dishwasher",),
-        ),
-        ProductType(
-            "Washing Machine",
-            520,
-            (S("capacity", [3.5, 4.0, 4.5, 5.0, 5.3], "cu ft", 1.1),),
-            (("stainless steel drum", 1.15), ("porcelain drum", 1.0)),
-            False,
-            1.3,
-            ("front load", "top load", "high efficiency"),
-            ("laundry room",),
-        ),
-        ProductType(
-            "Dryer Vent Hose",
-            12,
-            (S("length", [4, 6, 8, 10, 25], "ft", 0.5),),
-            (("aluminum", 1.0), ("vinyl", 0.7)),
-            False,
-            1.4,
-            ("flexible", "crush resistant"),
-            ("dryer",),
-        ),
-        ProductType(
-            "Ice Maker",
-            110,
-            (S("output", [26, 33, 40, 45, 80], "lbs per day", 0.9),),
-            (("stainless steel", 1.2), ("plastic", 1.0)),
-            False,
-            2.0,
-            ("portable", "countertop", "self-cleaning"),
-            ("parties", "home bar"),
-        ),
-        ProductType(
-            "Range Hood",
-            150,
-            (S("width", [24, 30, 36], "inch", 1.0), S("airflow", [220, 300, 400, 600], "CFM", 0.6)),
-            (("stainless steel", 1.2), ("black", 1.0)),
-            False,
-            1.8,
-            ("under cabinet", "wall mount", "ducted"),
-            ("kitchen",),
-        ),
-        ProductType(
-            "Stand Mixer",
-            180,
-            (S("bowl size", [3.5, 4.5, 5, 6, 7], "quart", 0.9), S("power", [250, 325, 500, 1000], "W", 0.4)),
-            (("stainless steel bowl", 1.1), ("glass bowl", 1.0)),
-            False,
-            1.6,
-            ("tilt-head", "bowl-lift", "10-speed"),
-            ("baking", "bread dough"),
-        ),
-        ProductType(
-            "Air Fryer",
-            60,
-            (S("capacity", [2, 3.7, 5.8, 6, 8, 10], "quart", 0.7),),
-            (("stainless steel", 1.2), ("plastic", 1.0)),
-            False,
-            1.4,
-            ("digital", "dual basket", "oil-free"),
-            ("family meals", "snacks"),
-        ),
-    ],
-    "Automotive": [
-        ProductType(
-            "Wiper Blade",
-            11,
-            (S("length", [16, 18, 20, 22, 24, 26, 28], "inch", 0.4),),
-            (("beam", 1.2), ("conventional", 0.8), ("silicone", 1.5)),
-            True,
-            1.2,
-            ("all-season", "streak-free"),
-            ("cars", "SUVs", "trucks"),
-        ),
-        ProductType(
-            "Car Battery",
-            130,
-            (S("cold cranking amps", [500, 600, 700, 800, 900], "CCA", 1.0),),
-            (("AGM", 1.5), ("lead acid", 1.0)),
-            False,
-            1.3,
-            ("maintenance-free", "group 24", "group 35"),
-            ("cars", "trucks"),
-        ),
-        ProductType(
-            "Synthetic Motor Oil",
-            28,
-            (S("volume", [1, 5], "quart", 0.85),),
-            (("full synthetic", 1.3), ("synthetic blend", 1.0)),
-            True,
-            1.2,
-            ("5W-30", "0W-20", "10W-40"),
-            ("gasoline engines",),
-        ),
-        ProductType(
-            "Floor Mats",
-            35,
-            (),
-            (("rubber", 1.0), ("carpet", 0.9), ("TPE all-weather", 2.4)),
-            False,
-            1.5,
-            ("custom fit", "heavy duty", "trim-to-fit"),
-            ("cars", "SUVs"),
-        ),
-        ProductType(
-            "Tire Inflator",
-            40,
-            (S("max pressure", [100, 120, 150], "PSI", 0.8),),
-            (("cordless", 1.6), ("12V plug-in", 1.0)),
-            False,
-            2.2,
-            ("portable", "digital gauge", "auto shut-off"),
-            ("car tires", "bikes", "balls"),
-        ),
-        ProductType(
-            "Dash Cam",
-            55,
-            (S("resolution", [1080, 1440, 2160], "p", 1.1), S("storage", [32, 64, 128], "GB", 0.2)),
-            (),
-            False,
-            1.9,
-            ("front and rear", "night vision", "WiFi"),
-            ("cars", "rideshare"),
-        ),
-        ProductType(
-            "Brake Pad Set",
-            38,
-            (),
-            (("ceramic", 1.3), ("semi-metallic", 1.0), ("organic", 0.8)),
-            False,
-            1.7,
-            ("front", "rear", "low dust"),
-            ("sedans", "trucks"),
-        ),
-        ProductType(
-            "Jump Starter",
-            70,
-            (S("peak current", [1000, 1500, 2000, 3000, 4000], "A", 0.8),),
-            (),
-            False,
-            2.0,
-            ("portable", "lithium", "with LED light"),
-            ("gas engines", "diesel engines"),
-        ),
-        ProductType(
-            "Spark Plug",
-            6,
-            (),
-            (("iridium", 2.0), ("platinum", 1.4), ("copper", 1.0)),
-            True,
-            1.2,
-            ("OEM", "long life"),
-            ("engines",),
-        ),
-    ],
-    "Cell Phones & Accessories": [
-        ProductType(
-            "Phone Case",
-            9,
-            (),
-            (("silicone", 1.0), ("leather", 2.8), ("TPU", 0.9), ("rugged polycarbonate", 1.7)),
-            False,
-            1.3,
-            ("slim", "shockproof", "magnetic"),
-            ("iPhone 15", "Galaxy S24", "Pixel 8"),
-        ),
-        ProductType(
-            "Screen Protector",
-            7,
-            (),
-            (("tempered glass", 1.0), ("privacy glass", 1.7), ("film", 0.6)),
-            True,
-            1.2,
-            ("9H hardness", "bubble-free"),
-            ("iPhone 15", "Galaxy S24"),
-        ),
-        ProductType(
-            "USB-C Charger",
-            14,
-            (S("power", [20, 30, 45, 65, 100, 140], "W", 0.75),),
-            (("GaN", 1.3), ("standard", 1.0)),
-            False,
-            1.4,
-            ("fast charging", "foldable plug"),
-            ("phones", "tablets", "laptops"),
-        ),
-        ProductType(
-            "Power Bank",
-            22,
-            (S("capacity", [5000, 10000, 20000, 26800, 40000], "mAh", 0.7),),
-            (("aluminum", 1.2), ("plastic", 1.0)),
-            False,
-            1.5,
-            ("slim", "with display", "magnetic"),
-            ("travel", "camping"),
-        ),
-        ProductType(
-            "Charging Cable",
-            8,
-            (S("length", [1, 3, 6, 10], "ft", 0.3),),
-            (("braided nylon", 1.4), ("PVC", 1.0)),
-            True,
-            1.3,
-            ("fast charge", "durable"),
-            ("phones", "tablets"),
-        ),
-        ProductType(
-            "Unlocked Smartphone",
-            230,
-            (S("storage", [64, 128, 256, 512, 1024], "GB", 0.35),),
-            (),
-            False,
-            1.0,
-            ("5G", "dual SIM", "triple camera"),
-            ("everyday use",),
-        ),
-        ProductType(
-            "Wireless Earbuds",
-            35,
-            (S("battery life", [20, 24, 30, 36, 50], "hours", 0.4),),
-            (),
-            False,
-            2.4,
-            ("noise cancelling", "waterproof", "bluetooth 5.3"),
-            ("workouts", "commuting"),
-        ),
-        ProductType(
-            "Car Phone Mount",
-            15,
-            (),
-            (("magnetic", 1.2), ("clamp", 1.0), ("suction cup", 0.9)),
-            False,
-            1.4,
-            ("360 rotation", "one-hand"),
-            ("dashboard", "air vent"),
-        ),
-        ProductType(
-            "Smartwatch Band",
-            11,
-            (),
-            (("silicone", 1.0), ("stainless steel", 2.2), ("leather", 2.0), ("nylon", 1.1)),
-            True,
-            1.2,
-            ("adjustable", "quick release"),
-            ("Apple Watch", "Galaxy Watch"),
-        ),
-    ],
-    "Electronics": [
-        ProductType(
-            "HDMI Cable",
-            9,
-            (S("length", [3, 6, 10, 15, 25, 50], "ft", 0.55),),
-            (("braided", 1.3), ("standard", 1.0)),
-            True,
-            1.3,
-            ("4K", "8K", "high speed"),
-            ("TVs", "monitors", "consoles"),
-        ),
-        ProductType(
-            "Computer Monitor",
-            140,
-            (S("size", [22, 24, 27, 32, 34], "inch", 1.6), S("refresh rate", [60, 75, 144, 165, 240], "Hz", 0.45)),
-            (),
-            False,
-            1.6,
-            ("IPS", "curved", "ultrawide"),
-            ("gaming", "office work"),
-        ),
-        ProductType(
-            "Portable SSD",
-            55,
-            (S("capacity", [500, 1000, 2000, 4000], "GB", 0.75),),
-            (("aluminum", 1.1), ("rugged rubber", 1.3)),
-            False,
-            1.4,
-            ("USB 3.2", "shock resistant"),
-            ("backups", "video editing"),
-        ),
-        ProductType(
-            "Bluetooth Speaker",
-            30,
-            (S("output", [5, 10, 20, 30, 60], "W", 0.7),),
-            (("fabric", 1.0), ("rubberized", 1.1)),
-            False,
-            2.0,
-            ("waterproof", "portable", "stereo pairing"),
-            ("beach", "parties", "showers"),
-        ),
-        ProductType(
-            "Wireless Mouse",
-            14,
-            (S("DPI", [1600, 2400, 4000, 8000, 16000], "DPI", 0.35),),
-            (),
-            False,
-            2.5,
-            ("ergonomic", "silent click", "rechargeable"),
-            ("laptops", "gaming"),
-        ),
-        ProductType(
-            "Mechanical Keyboard",
-            45,
-            (),
-            (("aluminum frame", 1.7), ("plastic frame", 1.0)),
-            False,
-            2.2,
-            ("RGB", "hot-swappable", "tenkeyless"),
-            ("gaming", "typing"),
-        ),
-        ProductType(
-            "Security Camera",
-            35,
-            (S("resolution", [1080, 1440, 2160], "p", 1.0),),
-            (("indoor", 1.0), ("outdoor weatherproof", 1.5)),
-            True,
-            1.7,
-            ("night vision", "two-way audio", "motion alerts"),
-            ("home", "garage"),
-        ),
-        ProductType(
-            "Noise Cancelling Headphones",
-            70,
-            (S("battery life", [20, 30, 40, 60], "hours", 0.4),),
-            (),
-            False,
-            3.0,
-            ("over-ear", "bluetooth", "foldable"),
-            ("travel", "office"),
-        ),
-        ProductType(
-            "Smart TV",
-            260,
-            (S("screen size", [32, 43, 50, 55, 65, 75], "inch", 1.7),),
-            (("4K UHD", 1.0), ("QLED", 1.5), ("OLED", 2.6)),
-            False,
-            1.0,
-            ("HDR", "voice remote", "streaming apps"),
-            ("living room", "bedroom"),
-        ),
-    ],
-    "Musical Instruments": [
-        ProductType(
-            "Guitar Strings",
-            8,
-            (),
-            (("nickel wound", 1.0), ("phosphor bronze", 1.2), ("coated", 1.8)),
-            True,
-            1.2,
-            ("light gauge", "medium gauge"),
-            ("acoustic guitar", "electric guitar"),
-        ),
-        ProductType(
-            "Acoustic Guitar",
-            160,
-            (),
-            (("laminate top", 1.0), ("solid spruce top", 1.9), ("all solid wood", 3.6)),
-            False,
-            1.3,
-            ("dreadnought", "concert", "cutaway"),
-            ("beginners", "performing"),
-        ),
-        ProductType(
-            "Digital Piano",
-            380,
-            (S("keys", [61, 76, 88], "keys", 1.2),),
-            (("weighted keys", 1.4), ("semi-weighted keys", 1.0)),
-            False,
-            1.5,
-            ("with stand", "portable", "bluetooth MIDI"),
-            ("practice", "stage"),
-        ),
-        ProductType(
-            "Guitar Picks",
-            5,
-            (),
-            (("celluloid", 1.0), ("nylon", 1.1), ("tortex", 1.3)),
-            True,
-            1.1,
-            ("assorted", "medium"),
-            ("guitar", "bass"),
-        ),
-        ProductType(
-            "Microphone",
-            50,
-            (),
-            (("dynamic", 1.0), ("condenser", 1.7), ("USB condenser", 1.4)),
-            False,
-            2.6,
-            ("cardioid", "studio", "podcast"),
-            ("vocals", "streaming"),
-        ),
-        ProductType(
-            "Drum Sticks",
-            10,
-            (),
-            (("hickory", 1.0), ("maple", 1.1), ("nylon tip hickory", 1.3)),
-            True,
-            1.2,
-            ("5A", "7A", "5B"),
-            ("drum kits", "practice pads"),
-        ),
-        ProductType(
-            "Guitar Amplifier",
-            90,
-            (S("power", [10, 20, 40, 50, 100], "W", 0.8),),
-            (("solid state", 1.0), ("tube", 2.2)),
-            False,
-            1.8,
-            ("combo", "with effects"),
-            ("practice", "gigs"),
-        ),
-        ProductType(
-            "Keyboard Stand",
-            30,
-            (),
-            (("steel", 1.0), ("aluminum", 1.5)),
-            False,
-            1.6,
-            ("X-style", "adjustable"),
-            ("keyboards", "digital pianos"),
-        ),
-        ProductType(
-            "Audio Interface",
-            100,
-            (S("inputs", [1, 2, 4, 8], "inputs", 0.8),),
-            (),
-            False,
-            2.0,
-            ("USB-C", "24-bit/192kHz"),
-            ("home recording", "podcasts"),
-        ),
-    ],
-    "Office Products": [
-        ProductType(
-            "Ballpoint Pens",
-            1.2,
-            (),
-            (("plastic", 1.0), ("metal", 3.0)),
-            True,
-            1.3,
-            ("retractable", "medium point", "quick dry"),
-            ("office", "school"),
-        ),
-        ProductType(
-            "Copy Paper",
-            7,
-            (S("sheets", [500, 2500, 5000], "sheets", 0.95),),
-            (),
-            True,
-            1.1,
-            ("letter size", "92 bright", "20 lb"),
-            ("printers", "copiers"),
-        ),
-        ProductType(
-            "Sticky Notes",
-            1.1,
-            (),
-            (("standard", 1.0), ("super sticky", 1.4)),
-            True,
-            1.2,
-            ("3x3 inch", "assorted colors"),
-            ("office", "study"),
-        ),
-        ProductType(
-            "Office Chair",
-            120,
-            (),
-            (("mesh", 1.0), ("leather", 1.5), ("fabric", 0.9)),
-            False,
-            2.4,
-            ("ergonomic", "lumbar support", "adjustable arms"),
-            ("home office", "gaming"),
-        ),
-        ProductType(
-            "Standing Desk",
-            210,
-            (S("width", [40, 48, 55, 63, 72], "inch", 0.9),),
-            (("laminate top", 1.0), ("bamboo top", 1.4), ("solid wood top", 2.0)),
-            False,
-            1.8,
-            ("electric", "height adjustable", "dual motor"),
-            ("home office",),
-        ),
-        ProductType(
-            "Label Printer",
-            40,
-            (),
-            (("thermal", 1.0),),
-            False,
-            2.5,
-            ("bluetooth", "portable"),
-            ("shipping labels", "organizing"),
-        ),
-        ProductType(
-            "Paper Shredder",
-            45,
-            (S("sheet capacity", [6, 8, 12, 18, 24], "sheets", 0.9),),
-            (("cross-cut", 1.0), ("micro-cut", 1.4)),
-            False,
-            2.6,
-            ("quiet", "with basket"),
-            ("home office", "business"),
-        ),
-        ProductType(
-            "File Folders",
-            0.6,
-            (),
-            (("manila", 1.0), ("plastic", 2.2), ("recycled", 0.9)),
-            True,
-            1.2,
-            ("letter size", "1/3 cut tab"),
-            ("filing cabinets",),
-        ),
-        ProductType(
-            "Whiteboard",
-            30,
-            (S("width", [24, 36, 48, 72], "inch", 1.3),),
-            (("melamine", 1.0), ("porcelain", 1.9), ("glass", 2.4)),
-            False,
-            1.5,
-            ("magnetic", "dry erase", "with tray"),
-            ("classroom", "office"),
-        ),
-    ],
-    "Tools & Home Improvement": [
-        ProductType(
-            "Cordless Drill",
-            55,
-            (S("voltage", [12, 18, 20, 24], "V", 0.9),),
-            (("brushless", 1.5), ("brushed", 1.0)),
-            False,
-            2.3,
-            ("with 2 batteries", "compact", "2-speed"),
-            ("woodworking", "home repairs"),
-        ),
-        ProductType(
-            "LED Light Bulb",
-            2.5,
-            (S("brightness", [450, 800, 1100, 1600], "lumens", 0.6),),
-            (("dimmable", 1.3), ("standard", 1.0), ("smart WiFi", 3.5)),
-            True,
-            1.2,
-            ("soft white", "daylight"),
-            ("lamps", "ceiling fixtures"),
-        ),
-        ProductType(
-            "Wood Screws",
-            0.08,
-            (S("length", [1, 1.5, 2, 2.5, 3], "inch", 0.6),),
-            (("zinc plated steel", 1.0), ("stainless steel", 2.2)),
-            True,
-            1.3,
-            ("Phillips", "Torx", "self-tapping"),
-            ("decks", "furniture"),
-        ),
-        ProductType(
-            "Tape Measure",
-            9,
-            (S("length", [16, 25, 30, 35], "ft", 0.6),),
-            (),
-            False,
-            2.0,
-            ("magnetic tip", "auto lock"),
-            ("construction", "DIY"),
-        ),
-        ProductType(
-            "Circular Saw",
-            80,
-            (S("blade size", [6.5, 7.25, 10.25], "inch", 1.1), S("power", [10, 13, 15], "amp", 0.7)),
-            (("cordless", 1.4), ("corded", 1.0)),
-            False,
-            2.2,
-            ("with laser guide", "lightweight"),
-            ("framing", "plywood"),
-        ),
-        ProductType(
-            "Smart Door Lock",
-            95,
-            (),
-            (("keypad", 1.0), ("fingerprint", 1.6), ("WiFi", 1.4)),
-            False,
-            1.5,
-            ("keyless entry", "auto lock"),
-            ("front doors", "rental homes"),
-        ),
-        ProductType(
-            "Paint Roller Kit",
-            12,
-            (S("pieces", [5, 9, 12, 15], "pieces", 0.5),),
-            (("microfiber", 1.2), ("polyester", 1.0)),
-            False,
-            1.6,
-            ("with tray", "extension pole"),
-            ("walls", "ceilings"),
-        ),
-        ProductType(
-            "Shop Vacuum",
-            70,
-            (S("capacity", [2.5, 4, 6, 9, 12, 16], "gallon", 0.8), S("peak power", [2, 3.5, 5, 6.5], "HP", 0.5)),
-            (("stainless steel tank", 1.3), ("plastic tank", 1.0)),
-            False,
-            1.8,
-            ("wet/dry", "with blower port"),
-            ("garage", "workshop"),
-        ),
-        ProductType(
-            "Socket Set",
-            30,
-            (S("pieces", [20, 40, 108, 200, 300], "pieces", 0.6),),
-            (("chrome vanadium", 1.0), ("impact grade", 1.6)),
-            False,
-            2.4,
-            ("SAE and metric", "with case"),
-            ("auto repair", "home"),
-        ),
-    ],
-    "Toys & Games": [
-        ProductType(
-            "Building Blocks Set",
-            18,
-            (S("pieces", [100, 250, 500, 1000, 1500, 3000], "pieces", 0.75),),
-            (),
-            False,
-            1.0,
-            ("creative", "compatible with major brands"),
-            ("kids ages 6+", "adults"),
-        ),
-        ProductType(
-            "Jigsaw Puzzle",
-            12,
-            (S("pieces", [300, 500, 1000, 1500, 2000], "pieces", 0.5),),
-            (("cardboard", 1.0), ("wooden", 2.5)),
-            False,
-            1.0,
-            ("landscape", "family"),
-            ("adults", "families"),
-        ),
-        ProductType(
-            "Board Game",
-            22,
-            (S("players", [2, 4, 6, 8], "players", 0.25),),
-            (),
-            False,
-            1.0,
-            ("strategy", "party", "cooperative"),
-            ("family game night", "ages 10+"),
-        ),
-        ProductType(
-            "Remote Control Car",
-            35,
-            (S("top speed", [15, 20, 30, 40, 55], "mph", 1.0),),
-            (("plastic", 1.0), ("metal chassis", 1.5)),
-            False,
-            2.8,
-            ("4WD", "off-road", "rechargeable"),
-            ("kids", "hobbyists"),
-        ),
-        ProductType(
-            "Plush Toy",
-            12,
-            (S("height", [8, 12, 16, 24, 36], "inch", 0.9),),
-            (("polyester", 1.0), ("organic cotton", 1.7)),
-            False,
-            1.0,
-            ("soft", "huggable"),
-            ("toddlers", "gifts"),
-        ),
-        ProductType(
-            "Drone",
-            60,
-            (S("flight time", [10, 15, 20, 30, 45], "minutes", 1.0), S("camera", [720, 1080, 2160], "p", 0.6)),
-            (),
-            False,
-            2.5,
-            ("foldable", "GPS", "beginner friendly"),
-            ("aerial photos", "kids"),
-        ),
-        ProductType(
-            "Playing Cards",
-            3,
-            (),
-            (("paper", 1.0), ("plastic", 3.0)),
-            True,
-            1.2,
-            ("standard index", "casino grade"),
-            ("poker", "magic tricks"),
-        ),
-        ProductType(
-            "Dollhouse",
-            75,
-            (S("rooms", [4, 6, 8, 12], "rooms", 0.8),),
-            (("plastic", 1.0), ("wooden", 1.8)),
-            False,
-            1.0,
-            ("with furniture", "3-story"),
-            ("kids ages 3+",),
-        ),
-        ProductType(
-            "Science Kit",
-            20,
-            (S("experiments", [10, 20, 50, 100], "experiments", 0.5),),
-            (),
-            False,
-            1.0,
-            ("STEM", "educational"),
-            ("kids ages 8+", "classrooms"),
-        ),
-    ],
-}
+CATEGORIES = load_products()
 
-# Brand tiers per category: (factor, brands). The brand name is in every title, as on Amazon.
-TIERS = {"budget": 0.55, "value": 0.8, "mid": 1.0, "premium": 1.7, "luxury": 2.9}
-BRAND_SYLLABLES = (
-    "Ar",
-    "Bel",
-    "Cor",
-    "Dyn",
-    "El",
-    "Fen",
-    "Gal",
-    "Hex",
-    "Iv",
-    "Jor",
-    "Kel",
-    "Lum",
-    "Mar",
-    "Nov",
-    "Or",
-    "Pax",
-    "Quin",
-    "Ros",
-    "Sol",
-    "Tor",
-    "Ul",
-    "Ven",
-    "Wex",
-    "Zan",
-)
-BRAND_ENDINGS = ("a", "o", "ix", "on", "ia", "ex", "us", "tec", "ra", "ly", "co", "ro")
-PACK_SIZES = (1, 2, 3, 4, 6, 8, 10, 12, 20, 24, 50, 100)
-WARRANTY_YEARS = ((0, 1.0), (1, 1.0), (2, 1.06), (3, 1.12), (5, 1.22), (10, 1.4))
-GRADES = ("Pro", "Commercial", "Professional", "Heavy Duty")
+# --------------------------------------------------------------------------------------------------
+# A product and its price
+# --------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Product:
     """One generated product, with what decided its price."""
 
-    category: str
     ptype: ProductType
     brand: str
     tier: str
@@ -842,7 +135,45 @@ class Product:
     pack: int = 1
     warranty: int = 0
     grade: str | None = None
+    condition: str = "new"
+    series: int | None = None  # the number of a model line ("Series 7"): higher numbers are the pricier models
     expected_price: float = 0.0
+
+    @property
+    def category(self) -> str:
+        return self.ptype.category
+
+
+def expected_price(p: Product) -> float:
+    """The noiseless price: the documented function of the attributes (see the module docstring)."""
+    unit = p.ptype.base * TIERS[p.tier]
+    exponent_scale = 1 + SIZE_PREMIUM * TIER_RANK[p.tier]
+    for spec in p.ptype.specs:
+        unit *= (p.specs[spec.name] / spec.low) ** (spec.elasticity * exponent_scale)
+    if p.material is not None:
+        unit *= dict(p.ptype.materials)[p.material]
+    unit *= WARRANTY[p.warranty] * CONDITIONS[p.condition]
+    if p.series is not None:
+        unit *= SERIES_STEP ** (p.series - 5)
+    if p.grade is not None:
+        unit *= p.ptype.grade_factor
+    if p.ptype.pack:
+        return unit * p.pack**PACK_EXPONENT + PACK_OVERHEAD
+    return unit
+
+
+def nice(value: float) -> float:
+    """Round a drawn size the way listings state it: two significant figures, halves under 10."""
+    if value < 10:
+        return max(0.5, round(value * 2) / 2) if value >= 1 else round(value, 1)
+    digits = int(math.floor(math.log10(value))) - 1
+    return float(round(value, -digits))
+
+
+def draw_spec(spec: Spec, rng: random.Random) -> float:
+    if spec.values:
+        return float(rng.choice(spec.values))
+    return nice(math.exp(rng.uniform(math.log(spec.low), math.log(spec.high))))
 
 
 def _brands(rng: random.Random) -> dict[str, dict[str, list[str]]]:
@@ -852,10 +183,8 @@ def _brands(rng: random.Random) -> dict[str, dict[str, list[str]]]:
         out[category] = {}
         for tier in TIERS:
             names = []
-            while len(names) < 3:
-                name = (
-                    rng.choice(BRAND_SYLLABLES) + rng.choice(BRAND_ENDINGS) + rng.choice(("", "", "Pro", "Tek", "ware"))
-                )
+            while len(names) < BRANDS_PER_TIER:
+                name = rng.choice(BRAND_SYLLABLES) + rng.choice(BRAND_ENDINGS) + rng.choice(("", "", "Pro", "Tek", "ware"))
                 if name not in used:
                     used.add(name)
                     names.append(name)
@@ -863,23 +192,106 @@ def _brands(rng: random.Random) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def expected_price(p: Product) -> float:
-    """The noiseless price: the documented function of the attributes (see the module docstring)."""
-    price = p.ptype.base * TIERS[p.tier]
-    for spec in p.ptype.specs:
-        price *= (p.specs[spec.name] / spec.values[0]) ** spec.elasticity
-    if p.material is not None:
-        price *= dict(p.ptype.materials)[p.material]
-    if p.pack > 1:
-        price *= p.pack**0.9  # bulk discount: 10 cost 7.9x one
-    price *= dict(WARRANTY_YEARS)[p.warranty]
-    if p.grade is not None:
-        price *= p.ptype.grade_factor
-    return price
+def _product(rng: random.Random, brands) -> Product:
+    category = rng.choice(list(CATEGORIES))
+    ptype = rng.choice(CATEGORIES[category])
+    tier = rng.choices(list(TIERS), weights=TIER_WEIGHTS)[0]
+    p = Product(ptype, rng.choice(brands[category][tier]), tier)
+    p.specs = {spec.name: draw_spec(spec, rng) for spec in ptype.specs}
+    if ptype.materials:
+        p.material = rng.choice(ptype.materials)[0]
+    if ptype.pack:
+        p.pack = rng.choices(PACK_SIZES, weights=PACK_WEIGHTS)[0]
+    p.warranty = rng.choices(list(WARRANTY), weights=WARRANTY_WEIGHTS)[0]
+    if rng.random() < 0.12:
+        p.grade = rng.choice(GRADES)
+    if rng.random() < 0.06:
+        p.condition = "renewed"
+    if rng.random() < SERIES_SHARE:
+        p.series = rng.randint(1, 9)
+    p.expected_price = expected_price(p)
+    return p
 
 
-def _fmt(value: float) -> str:
-    return f"{value:g}" if value < 10_000 else f"{value:,.0f}"
+# --------------------------------------------------------------------------------------------------
+# Writing quantities the many ways listings do
+# --------------------------------------------------------------------------------------------------
+
+
+def number(value: float, rng: random.Random) -> str:
+    """'1200', '1,200' or '1.2k'-free plain forms; decimals as written ('5.5', '0.5')."""
+    if value == int(value):
+        value = int(value)
+        return f"{value:,}" if value >= 1000 and rng.random() < 0.5 else str(value)
+    return f"{value:g}"
+
+
+def _metric(value: float, factor: float, unit: str) -> str:
+    converted = value * factor
+    return f"{converted:.1f} {unit}" if converted < 10 else f"{converted:.0f} {unit}"
+
+
+RESOLUTION_NAMES = {480: ["480p", "SD 480p"], 720: ["720p", "HD 720p"], 1080: ["1080p", "Full HD", "FHD 1080p"],
+                    1440: ["1440p", "2K QHD", "2K"], 2160: ["4K", "4K UHD", "2160p", "Ultra HD 4K"]}
+
+
+def say(value: float, unit: str, rng: random.Random) -> str:
+    """One way to write `value unit`, chosen at random among the forms real listings use."""
+    n = number(value, rng)
+    forms: list[str]
+    if unit == "p":
+        return rng.choice(RESOLUTION_NAMES[int(value)])
+    if unit == "GB":
+        forms = [f"{n}GB", f"{n} GB"]
+        if value >= 1000:
+            tb = value / 1024 if value in (1024, 2048, 4096) else value / 1000
+            forms += [f"{tb:g}TB", f"{tb:g} TB"] * 2
+    elif unit == "mAh":
+        forms = [f"{n}mAh", f"{n} mAh", f"{value / 1000:g}Ah"]
+    elif unit == "W":
+        forms = [f"{n}W", f"{n} Watt", f"{n} watts"] + ([f"{value / 1000:g} kW"] if value >= 1000 else [])
+    elif unit == "inch":
+        forms = [f'{n}"', f"{n}-inch", f"{n} in", f"{n} Inch", _metric(value, 2.54, "cm")]
+    elif unit == "ft":
+        forms = [f"{n} ft", f"{n}-foot", f"{n}ft", _metric(value, 0.3048, "m"), f"{value * 12:g} inches"]
+    elif unit == "quart":
+        forms = [f"{n} qt", f"{n}-Quart", f"{n} QT", _metric(value, 0.946, "L")]
+    elif unit == "gallon":
+        forms = [f"{n} gal", f"{n}-Gallon", f"{n} gallon", _metric(value, 3.785, "L")]
+    elif unit == "cu ft":
+        forms = [f"{n} cu. ft.", f"{n} cu ft", f"{n} cubic feet", _metric(value, 28.3, "L")]
+    elif unit == "lbs per day":
+        forms = [f"{n} lbs/day", f"{n} pounds per day", f"{n}lbs in 24 hours", _metric(value, 0.4536, "kg per day")]
+    elif unit == "mph":
+        forms = [f"{n} mph", f"{n} MPH", _metric(value, 1.609, "km/h")]
+    elif unit == "pieces":
+        forms = [f"{n}-Piece", f"{n} pcs", f"{n} PCS", f"{n} pieces"]
+    elif unit == "minutes":
+        forms = [f"{n} min", f"{n} minutes", f"{n}-minute"]
+    elif unit == "hours":
+        forms = [f"{n} hrs", f"{n} hours", f"{n}H", f"{n}-hour"]
+    elif unit == "V":
+        forms = [f"{n}V", f"{n}-Volt", f"{n}V MAX", f"{n} volt"]
+    else:
+        forms = [f"{n} {unit}", f"{n}{unit}" if len(unit) <= 4 else f"{n} {unit}"]
+    return rng.choice(forms)
+
+
+def say_pack(n: int, rng: random.Random) -> str:
+    """A pack count as listings write it, sometimes as a product the reader must multiply."""
+    for per in (50, 25, 12, 10, 6):
+        if n > per and n % per == 0 and rng.random() < 0.2:
+            return rng.choice([f"{n // per} Boxes of {per}", f"{n // per} x {per} Count", f"{n // per} packs of {per}"])
+    if n == 12 and rng.random() < 0.3:
+        return "One Dozen"
+    if n == 2 and rng.random() < 0.3:
+        return "Twin Pack"
+    return rng.choice([f"{n}-Pack", f"Pack of {n}", f"{n} Count", f"{n} pcs", f"Set of {n}", f"({n} Pack)"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The listing's text
+# --------------------------------------------------------------------------------------------------
 
 
 def _model_code(rng: random.Random) -> str:
@@ -887,134 +299,146 @@ def _model_code(rng: random.Random) -> str:
     return f"{letters}{rng.randint(100, 99999)}{rng.choice(['', 'B', '-K', 'X', '-2'])}"
 
 
-def _texts(p: Product, rng: random.Random) -> tuple[str, list[str], list[str], dict]:
-    """Title, feature bullets, description paragraphs and details, in varied wording."""
+@dataclass
+class Facts:
+    """Where each price-relevant fact will be written: every fact lands at least once."""
+
+    specs: dict[str, str]  # spec name -> the spec written once, in one of its forms
+    in_title: set[str]
+    pack: str | None
+    pack_in_title: bool
+
+
+def _place_facts(p: Product, rng: random.Random) -> Facts:
+    specs = {s.name: say(p.specs[s.name], s.unit, rng) for s in p.ptype.specs}
+    in_title = {name for i, name in enumerate(specs) if rng.random() < (0.6 if i == 0 else 0.3)}
+    pack = say_pack(p.pack, rng) if p.pack > 1 else None
+    return Facts(specs, in_title, pack, pack is not None and rng.random() < 0.65)
+
+
+def _title(p: Product, facts: Facts, adjective: str, use: str, rng: random.Random) -> str:
     t = p.ptype
-    spec_words = [f"{_fmt(p.specs[s.name])} {s.unit}" for s in t.specs]
-    adjective = rng.choice(t.adjectives) if t.adjectives else ""
-    use = rng.choice(t.uses) if t.uses else ""
     parts = [p.brand]
     if p.grade:
         parts.append(p.grade)
-    if spec_words and rng.random() < 0.85:
-        parts.append(spec_words[0])
+    parts += [facts.specs[name] for name in facts.specs if name in facts.in_title]
     if adjective and rng.random() < 0.7:
         parts.append(adjective.title() if rng.random() < 0.5 else adjective)
     if p.material and rng.random() < 0.6:
         parts.append(p.material.title())
     parts.append(t.noun)
-    if p.pack > 1:
-        parts.append(rng.choice([f"({p.pack} Pack)", f"- {p.pack} Count", f", Pack of {p.pack}", f"{p.pack}-Pack"]))
+    if p.series is not None:
+        parts.append(rng.choice([f"Series {p.series}", f"{p.series} Series", f"S{p.series}"]))
+    if facts.pack_in_title:
+        parts.append(rng.choice([f"- {facts.pack}", f", {facts.pack}", facts.pack]))
     if use and rng.random() < 0.5:
         parts.append(f"for {use.title() if rng.random() < 0.5 else use}")
+    if p.condition == "renewed":
+        parts.append(rng.choice(["(Renewed)", "- Renewed", "(Refurbished)"]))
     if rng.random() < 0.25:
         parts.append(_model_code(rng))  # a model code in the title, as real listings have
-    title = " ".join(parts).replace(" ,", ",")
+    return " ".join(parts).replace(" ,", ",")
 
+
+FILLERS = (
+    "Easy to install &amp; use",
+    "Satisfaction guaranteed",
+    "Ships in frustration-free packaging",
+    "Tested for quality and safety",
+    "Lightweight and easy to carry",
+    "Sleek modern design",
+    "Customer support available 24/7",
+    "Compatible with most standard setups",
+    "Trusted by over 10,000 customers",
+    "Up to 30% less energy than older models",
+    "Voted a top pick in 2023",
+    "Rated 4.5 out of 5 by buyers",
+)
+
+
+def _features(p: Product, facts: Facts, use: str, rng: random.Random) -> list[str]:
+    """Feature bullets; the specs not in the title are stated here or in the description/details."""
     features = []
-    for spec, words in zip(t.specs, spec_words):
-        features.append(
-            rng.choice(
-                [
-                    f"{spec.name.upper()}: {words}",
-                    f"{words} {spec.name}",
-                    f"Delivers {words} of {spec.name}",
-                    f"{spec.name.capitalize()} of {words}",
-                ]
-            )
-        )
+    for spec in p.ptype.specs:
+        words = facts.specs[spec.name]
+        if spec.name not in facts.in_title or rng.random() < 0.4:
+            features.append(rng.choice([f"{spec.name.upper()}: {words}", f"{words} {spec.name}",
+                                        f"Delivers {words} of {spec.name}", f"{spec.name.capitalize()} of {words}"]))
+    if facts.pack and not facts.pack_in_title and rng.random() < 0.5:
+        features.append(rng.choice([f"You get {facts.pack}", f"Value pack: {facts.pack}", f"Includes {facts.pack}"]))
     if p.material:
-        features.append(
-            rng.choice(
-                [f"Made of {p.material}", f"Durable {p.material} construction", f"{p.material.capitalize()} build"]
-            )
-        )
+        features.append(rng.choice([f"Made of {p.material}", f"Durable {p.material} construction",
+                                    f"{p.material.capitalize()} build"]))
     if p.grade:
-        features.append(
-            rng.choice(
-                [
-                    f"{p.grade} grade for daily professional use",
-                    f"Built to {p.grade.lower()} standards",
-                    "Rated for commercial duty cycles",
-                ]
-            )
-        )
+        features.append(rng.choice([f"{p.grade} grade for daily professional use", f"Built to {p.grade.lower()} standards",
+                                    "Rated for commercial duty cycles"]))
     if p.warranty:
-        features.append(
-            rng.choice(
-                [
-                    f"{p.warranty}-year warranty",
-                    f"Backed by a {p.warranty} year limited warranty",
-                    f"Warranty: {p.warranty} years",
-                ]
-            )
-        )
+        features.append(rng.choice([f"{p.warranty}-year warranty", f"Backed by a {p.warranty} year limited warranty",
+                                    f"Warranty: {p.warranty} years"]))
+    if p.condition == "renewed":
+        features.append("Renewed: inspected and tested to work and look like new")
     if use:
         features.append(rng.choice([f"Ideal for {use}", f"Great for {use}", f"Perfect choice for {use}"]))
-    fillers = [
-        "Easy to install &amp; use",
-        "Satisfaction guaranteed",
-        "Ships in frustration-free packaging",
-        "Tested for quality and safety",
-        "Lightweight and easy to carry",
-        "Sleek modern design",
-        "Customer support available 24/7",
-        "Compatible with most standard setups",
-    ]
-    features += rng.sample(fillers, rng.randint(0, 3))
+    features += rng.sample(FILLERS, rng.randint(0, 3))
     rng.shuffle(features)
-    features = features[: rng.randint(1, max(1, len(features)))]
+    return features
 
-    description = []
-    if rng.random() < 0.8:
-        sentences = [
-            f"The {p.brand} {t.noun.lower()} is {rng.choice(['designed', 'built', 'made'])} for "
-            f"{use or 'everyday use'}."
-        ]
-        if adjective:
-            sentences.append(
-                f"This {adjective} model {rng.choice(['combines', 'offers', 'brings'])} reliable "
-                f"performance with {rng.choice(['a compact footprint', 'thoughtful details', 'easy care'])}."
-            )
-        if spec_words and rng.random() < 0.6:
-            sentences.append(
-                f"With {' and '.join(spec_words)}, it handles {rng.choice(['most jobs', 'daily tasks', 'demanding work'])}."
-            )
-        if rng.random() < 0.3:
-            sentences.append("<br>Package includes: 1 x " + t.noun.lower() + ", user manual.")
-        if rng.random() < 0.15:
-            sentences.append(f"Replaces part number {_model_code(rng)}-{rng.randint(1000, 9999)}.")
-        description.append(" ".join(sentences))
+
+def _description(p: Product, facts: Facts, adjective: str, use: str, rng: random.Random) -> list[str]:
+    if rng.random() >= 0.8:
+        return []
+    t = p.ptype
+    sentences = [f"The {p.brand} {t.noun.lower()} is {rng.choice(['designed', 'built', 'made'])} for "
+                 f"{use or 'everyday use'}."]
+    if adjective:
+        sentences.append(f"This {adjective} model {rng.choice(['combines', 'offers', 'brings'])} reliable performance "
+                         f"with {rng.choice(['a compact footprint', 'thoughtful details', 'easy care'])}.")
+    if facts.specs and rng.random() < 0.5:
+        sentences.append(f"With {' and '.join(facts.specs.values())}, it handles "
+                         f"{rng.choice(['most jobs', 'daily tasks', 'demanding work'])}.")
+    if rng.random() < 0.3:
+        sentences.append("<br>Package includes: " + (facts.pack or "1 x " + t.noun.lower()) + ", user manual.")
+    if rng.random() < 0.15:
+        sentences.append(f"Replaces part number {_model_code(rng)}-{rng.randint(1000, 9999)}.")
+    return [" ".join(sentences)]
+
+
+def _details(p: Product, facts: Facts, rng: random.Random) -> dict:
     details = {"Brand": p.brand, "Manufacturer": p.brand + rng.choice([" Inc.", " LLC", " Co., Ltd", ""])}
     if rng.random() < 0.6:
         details["Item model number"] = _model_code(rng)
+    for name, words in facts.specs.items():
+        if rng.random() < 0.4:
+            details[name.title()] = words
     if p.material:
         details["Material"] = p.material.title()
+    if p.ptype.pack:
+        details["Unit Count"] = f"{p.pack}.0 Count" if rng.random() < 0.5 else str(p.pack)
     if rng.random() < 0.5:
         details["Item Weight"] = f"{rng.uniform(0.1, 40):.1f} pounds"
+    if rng.random() < 0.35:
+        details["Product Dimensions"] = " x ".join(f"{rng.uniform(1, 30):.1f}" for _ in range(3)) + " inches"
     if rng.random() < 0.3:
         details["Date First Available"] = (
             f"{rng.choice(['January', 'March', 'June', 'October'])} {rng.randint(1, 28)}, {rng.randint(2015, 2023)}"
         )
-    return title, features, description, details
+    return details
 
 
-def _product(rng: random.Random, brands) -> Product:
-    category = rng.choice(list(CATEGORIES))
-    ptype = rng.choice(CATEGORIES[category])
-    tier = rng.choices(list(TIERS), weights=(3, 4, 5, 2.5, 1))[0]
-    p = Product(category, ptype, rng.choice(brands[category][tier]), tier)
-    for spec in ptype.specs:
-        p.specs[spec.name] = rng.choice(spec.values)
-    if ptype.materials:
-        p.material = rng.choice(ptype.materials)[0]
-    if ptype.pack:
-        p.pack = rng.choices(PACK_SIZES, weights=(6, 4, 3, 4, 3, 2, 3, 3, 2, 2, 1, 1))[0]
-    p.warranty = rng.choices([w for w, _ in WARRANTY_YEARS], weights=(5, 4, 2, 1.5, 1, 0.3))[0]
-    if rng.random() < 0.12:
-        p.grade = rng.choice(GRADES)
-    p.expected_price = expected_price(p)
-    return p
+def _texts(p: Product, rng: random.Random) -> tuple[str, list[str], list[str], dict]:
+    """Title, feature bullets, description paragraphs and details, in varied wording."""
+    facts = _place_facts(p, rng)
+    adjective = rng.choice(p.ptype.adjectives) if p.ptype.adjectives else ""
+    use = rng.choice(p.ptype.uses) if p.ptype.uses else ""
+    title = _title(p, facts, adjective, use, rng)
+    features = _features(p, facts, use, rng)
+    description = _description(p, facts, adjective, use, rng)
+    return title, features, description, _details(p, facts, rng)
+
+
+# --------------------------------------------------------------------------------------------------
+# Records, messy on purpose
+# --------------------------------------------------------------------------------------------------
 
 
 def _asin(rng: random.Random) -> str:
@@ -1037,8 +461,34 @@ def _messy_price(rng: random.Random, price: float):
     return round(price, 2)
 
 
+def _record(p: Product, price: float, rng: random.Random) -> dict:
+    title, features, description, details = _texts(p, rng)
+    if rng.random() < 0.01:  # a very short listing
+        title, features, description = p.ptype.noun, [], []
+    return {
+        "main_category": p.category,
+        "title": title,
+        "average_rating": round(min(5.0, max(1.0, rng.gauss(4.2, 0.5))), 1),
+        "rating_number": int(rng.paretovariate(1.2) * 5),
+        "features": features,
+        "description": description,
+        "price": _messy_price(rng, price),
+        "images": [],
+        "videos": [],
+        "store": p.brand,
+        "categories": [p.category, p.ptype.noun + "s"],
+        "details": details,
+        "parent_asin": _asin(rng),
+        "bought_together": None,
+    }
+
+
 def _generate(seed: int, n: int) -> list[tuple[dict | str, float | None]]:
-    """(raw record, noiseless price) pairs; malformed lines carry no price."""
+    """(raw record, noiseless price) pairs; malformed lines carry no price.
+
+    Sequential in the seed: the first k records of a larger catalog are the k records of a smaller one,
+    so a bigger training set (gpu profile) extends the shipped file without changing it.
+    """
     rng = random.Random(seed)
     brands = _brands(rng)
     out: list[tuple[dict | str, float | None]] = []
@@ -1047,29 +497,10 @@ def _generate(seed: int, n: int) -> list[tuple[dict | str, float | None]]:
         price = p.expected_price * math.exp(rng.gauss(0, NOISE_SIGMA))
         if not 0.5 <= price <= 999.0:  # the catalog covers $0.50 to $999
             continue
-        title, features, description, details = _texts(p, rng)
-        if rng.random() < 0.01:  # a very short listing
-            title, features, description = p.ptype.noun, [], []
-        record = {
-            "main_category": p.category,
-            "title": title,
-            "average_rating": round(min(5.0, max(1.0, rng.gauss(4.2, 0.5))), 1),
-            "rating_number": int(rng.paretovariate(1.2) * 5),
-            "features": features,
-            "description": description,
-            "price": _messy_price(rng, price),
-            "images": [],
-            "videos": [],
-            "store": p.brand,
-            "categories": [p.category, p.ptype.noun + "s"],
-            "details": details,
-            "parent_asin": _asin(rng),
-            "bought_together": None,
-        }
-        expected = p.expected_price
-        out.append((record, expected))
+        record = _record(p, price, rng)
+        out.append((record, p.expected_price))
         if rng.random() < 0.015:  # a duplicate listing under another ASIN
-            out.append(({**record, "parent_asin": _asin(rng)}, expected))
+            out.append(({**record, "parent_asin": _asin(rng)}, p.expected_price))
         if rng.random() < 0.002:  # a line cut short on export
             out.append((json.dumps(record)[: rng.randint(10, 80)], None))
     return out[:n]
@@ -1098,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = Path(argv[0]) if argv else CATALOG_PATH
     write_catalog(path)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {N_RECORDS} records, seed {SEED})")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {N_RECORDS} records, seed {SEED}, catalog v{VERSION})")
     return 0
 
 

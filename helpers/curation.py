@@ -73,9 +73,11 @@ class CurationReport:
     by_category: Counter = field(default_factory=Counter)
     balanced_out: int = 0
     splits: dict[str, int] = field(default_factory=dict)
+    generated_records: int = 0  # records generated past the shipped catalog for a larger training split
 
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] += 1
+    def drop(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.dropped[reason] += count
 
     def as_dict(self) -> dict:
         data = asdict(self)

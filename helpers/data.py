@@ -20,7 +20,7 @@ from helpers.curation import (
 from helpers.paths import cache_dir, outputs_dir
 from helpers.profiles import Profile
 
-DATA_VERSION = 1  # bump when curation changes, so cached splits are rebuilt
+DATA_VERSION = 2  # bump when curation changes, so cached splits are rebuilt
 
 
 def _key(profile: Profile, balanced: bool) -> str:
@@ -55,7 +55,12 @@ def load_splits(profile: Profile, tokenizer=None, balanced: bool = True, rebuild
 
         tokenizer = load_tokenizer(profile.model_id)
     items, report = curate_source(profile, tokenizer, balanced)
-    splits = split(items, profile.n_train, profile.n_val, profile.n_test)
+    room = len(items) - profile.n_val - profile.n_test
+    if profile.dataset == "sample" and profile.n_train > room:
+        splits = split(items, room, profile.n_val, profile.n_test)  # test and validation as in every profile
+        splits["train"] += extra_training_items(profile.n_train - room, items, tokenizer, report, balanced)
+    else:
+        splits = split(items, profile.n_train, profile.n_val, profile.n_test)
     report.splits = {name: len(part) for name, part in splits.items()}
     dataset = to_dataset_dict(splits)
     shutil.rmtree(folder, ignore_errors=True)
@@ -65,6 +70,29 @@ def load_splits(profile: Profile, tokenizer=None, balanced: bool = True, rebuild
     name = "curation_report.json" if balanced else "curation_report_unbalanced.json"
     (outputs_dir(profile.name) / name).write_text(json.dumps(report_dict, indent=2))
     return load_from_disk(str(folder)), report_dict
+
+
+def extra_training_items(n: int, shipped: list, tokenizer, report, balanced: bool = True) -> list:
+    """`n` more training items, generated past the end of the shipped catalog from the same seed.
+
+    The generator is sequential in its seed, so the shipped file is the first N_RECORDS of a longer
+    catalog: the test and validation splits stay those of the shipped file, and only training grows.
+    Items whose text matches a shipped item are dropped as duplicates (counted in the report).
+    """
+    from helpers.catalog import N_RECORDS, SEED, generate_records
+    from helpers.curation import _normalized
+
+    total = N_RECORDS
+    seen = {_normalized(item.text) for item in shipped}
+    fresh: list = []
+    while len(fresh) < n:
+        total += max(2 * (n - len(fresh)), 4_000)  # about 80% of raw records survive curation and balancing
+        items, _ = curate(generate_records(SEED, total)[N_RECORDS:], tokenizer, CurationReport())
+        items = balance(items) if balanced else items
+        fresh = [item for item in items if _normalized(item.text) not in seen]
+    report.drop("duplicate of a shipped item (extension)", len(items) - len(fresh))
+    report.generated_records = total - N_RECORDS
+    return fresh[:n]
 
 
 def noise_floor(split_rows, seed: int | None = None) -> dict[str, float]:

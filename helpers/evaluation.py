@@ -2,7 +2,7 @@
 
 A prediction is a **hit** when it is within $40 or 20% of the true price, a **near miss** within $80
 or 40%, otherwise a **miss**. Predictions that are missing or unparseable are counted and scored as a
-stated fallback price (by default the training median), so one bad answer never crashes a run.
+stated fallback price (the training split's median, passed by the caller), so one bad answer never crashes a run.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class EvalResult:
     near_rate: float
     mae_ci95: tuple[float, float]
     unparseable: int
-    fallback: float
+    fallback: float | None
     seconds: float
     by_band: dict[str, dict] = field(default_factory=dict)
     by_category: dict[str, dict] = field(default_factory=dict)
@@ -70,7 +70,8 @@ class EvalResult:
     outcomes: list[str] = field(default_factory=list, repr=False)
 
     def summary(self) -> str:
-        bad = f", {self.unparseable} unparseable scored as ${self.fallback:.2f}" if self.unparseable else ""
+        bad = (f", {self.unparseable} unparseable filled with the training median ${self.fallback:.2f}"
+               if self.unparseable else ", 0 filled")
         return (f"{self.model}: MAE ${self.mae:,.2f} (95% CI {self.mae_ci95[0]:,.2f}-{self.mae_ci95[1]:,.2f}), "
                 f"RMSLE {self.rmsle:.3f}, hits {self.hit_rate:.1%}, near {self.near_rate:.1%} on {self.n} items{bad}")
 
@@ -81,6 +82,14 @@ class EvalResult:
             data.pop(key)
         data["mae_ci95"] = list(self.mae_ci95)
         return data
+
+
+def train_median(data) -> float:
+    """The training split's median price: the fallback for unreadable answers (no test labels used)."""
+    prices = sorted(float(p) for p in (data["train"]["price"] if "train" in data else data["price"]))
+    if not prices:
+        raise ValueError("train_median() got an empty training split")
+    return prices[len(prices) // 2]
 
 
 def _group(values: Sequence[tuple[str, float, float, str]]) -> dict[str, dict]:
@@ -110,8 +119,9 @@ def evaluate(
 ) -> EvalResult:
     """Score predictions (a list, or a function of one item) against items with `price` (and `category`).
 
-    Missing / unparseable predictions count in `unparseable` and are scored as `fallback` (default: the
-    median true price of the items, stated in the result). Negative predictions are clipped to 0.
+    Missing / unparseable predictions count in `unparseable` and are scored as `fallback`, which must
+    come from the training data (`train_median(data)`): filling with the scored items' own median would
+    use the very labels being predicted. Negative predictions are clipped to 0.
     """
     rows = [dict(item) for item in items]
     if not rows:
@@ -124,11 +134,15 @@ def evaluate(
         raise ValueError(f"{len(raw)} predictions for {len(rows)} items")
     elapsed = time.perf_counter() - started if seconds is None else seconds
     truths = [float(row["price"]) for row in rows]
-    if fallback is None:
-        fallback = sorted(truths)[len(truths) // 2]
     parsed = [as_price(value) for value in raw]
     unparseable = sum(p is None for p in parsed)
-    preds = [max(0.0, fallback if p is None else p) for p in parsed]
+    if fallback is None:
+        if unparseable:
+            raise ValueError(
+                f"{unparseable} of {len(parsed)} predictions are missing or unparseable and no fallback was given: "
+                "pass fallback=train_median(data) (the training split's median price, never the scored items')."
+            )
+    preds = [max(0.0, fallback if p is None else p) for p in parsed]  # fallback stays None when unused
     errors = [abs(p - t) for p, t in zip(preds, truths)]
     n = len(errors)
     mae = sum(errors) / n
@@ -226,7 +240,7 @@ def plot_comparison(entries: Sequence[dict], ax=None, metric: str = "mae"):
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 0.45 * len(entries) + 1.5))
     models = sorted((e for e in entries if e["kind"] != "oracle"), key=lambda e: e[metric], reverse=True)
-    labels = [f"{e['model']} (n={e['n']})" for e in models]
+    labels = [f"{e['model']} (n={e['n']}, {e.get('unparseable', 0)} filled)" for e in models]
     values = [e[metric] for e in models]
     ax.barh(labels, values, color=[KIND_COLORS.get(e["kind"], "tab:blue") for e in models])
     if metric == "mae":

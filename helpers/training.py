@@ -308,7 +308,7 @@ def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: 
                      label: str = "QLoRA") -> list:
     """Score base + adapter on the test split three ways (greedy, expected price, median price); record them."""
     from helpers.data import load_splits
-    from helpers.evaluation import evaluate, record_result
+    from helpers.evaluation import evaluate, record_result, train_median
     from helpers.inference import predict_prices, price_distributions
 
     batch_size = batch_size or (64 if torch.cuda.is_available() else 8)
@@ -316,7 +316,8 @@ def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: 
     test = data["test"].select(range(min(n_items or profile.eval_items, len(data["test"]))))
     model, tokenizer = load_adapter(profile, adapter_dir)
     short = (profile.model_id or "SmolLM2-135M-Instruct").split("/")[-1]
-    common = {"kind": "fine-tuned", "dataset": profile.dataset, "profile": profile.name}
+    common = {"kind": "fine-tuned", "dataset": profile.dataset, "profile": profile.name,
+              "fallback": train_median(data)}
     started = time.perf_counter()
     greedy, _ = predict_prices(model, tokenizer, test["prompt"], batch_size=batch_size)
     greedy_s = time.perf_counter() - started

@@ -3,7 +3,15 @@ import math
 
 import pytest
 
-from helpers.evaluation import classify, evaluate, load_results, plot_running_error, plot_scatter, record_result
+from helpers.evaluation import (
+    classify,
+    evaluate,
+    load_results,
+    plot_running_error,
+    plot_scatter,
+    record_result,
+    train_median,
+)
 from helpers.prices import parse_price_text
 
 ITEMS = [
@@ -43,9 +51,22 @@ def test_unparseable_predictions_are_counted_and_scored_as_fallback():
     result = evaluate(["$120", None, "no idea", float("nan")], ITEMS, "messy", fallback=50.0, profile="test")
     assert result.unparseable == 3
     assert result.predictions == [120.0, 50.0, 50.0, 50.0]
-    assert "3 unparseable scored as $50.00" in result.summary()
-    default = evaluate([None] * 4, ITEMS, "all-missing", profile="test")
-    assert default.fallback == 300.0 and default.unparseable == 4  # the stated default: median price
+    assert "3 unparseable filled with the training median $50.00" in result.summary()
+    readable = evaluate([10, 20, 30, 40], ITEMS, "readable", profile="test")
+    assert readable.unparseable == 0 and readable.fallback is None and "0 filled" in readable.summary()
+
+
+def test_unparseable_without_a_training_fallback_is_refused():
+    # Filling with the scored items' own median would use the labels being predicted (a leak).
+    with pytest.raises(ValueError, match="train_median"):
+        evaluate([None, 20, 30, 40], ITEMS, "no-fallback", profile="test")
+
+
+def test_train_median_reads_the_training_split_only():
+    data = {"train": {"price": [1.0, 5.0, 9.0]}, "test": {"price": [1000.0, 2000.0, 3000.0]}}
+    assert train_median(data) == 5.0
+    with pytest.raises(ValueError, match="empty"):
+        train_median({"train": {"price": []}})
 
 
 def test_callable_predictor_and_negative_predictions():
@@ -103,7 +124,7 @@ def test_comparison_and_group_plots_draw_every_entry():
     bad = evaluate([100, 100, 100, 100], items, "bad").record()
     oracle = evaluate([5, 60, 300, 700], items, "oracle", kind="oracle").record()
     ax = plot_comparison([bad, oracle, good])
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["bad (n=4)", "good (n=4)"]  # worst at the bottom
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["bad (n=4, 0 filled)", "good (n=4, 0 filled)"]  # worst first
     assert len(ax.patches) == 2 and any(line.get_linestyle() == "--" for line in ax.lines)
     ax = plot_groups([bad, good], "by_category")
     assert len(ax.patches) == 4 and [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
