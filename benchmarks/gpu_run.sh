@@ -73,6 +73,12 @@ PY
   [ -n "$last" ] && cp "$last/trainer_state.json" "$out/training/"
   cp "$WORKBOOK_OUTPUTS/gpu/results.json" "$WORKBOOK_OUTPUTS/gpu/curation_report.json" "$out/" 2>/dev/null
   ;;
+ladder)  # prepare | train | evaluate | curve N... (benchmarks/gpu_ladder.py); the adapter lands in $out/adapter
+  shift
+  mkdir -p /tmp/ladder  # kept between calls while the machine stays warm; $out is emptied each call
+  PYTHONUNBUFFERED=1 $py benchmarks/gpu_ladder.py "$1" /tmp/ladder "${@:2}" 2>"$out/ladder_$1.stderr" | grep -v "^{'loss\|^{'eval\|^{'train" | tee "$out/ladder_$1.txt"
+  tar -czf "$out/ladder.tgz" -C /tmp ladder
+  ;;
 sweep)
   label=${2:?label}; shift 2
   dir="$WORKBOOK_OUTPUTS/gpu/sweep_${label// /_}"
@@ -87,3 +93,5 @@ ls -la "$out"
 # sweep: one stronger configuration, e.g.
 #   bash benchmarks/gpu_run.sh sweep "all-linear r64 lr4e-4" --set r=64 --set alpha=128 --set learning_rate=4e-4 \
 #        --set target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+# catalog v2 (issue 16): the shipped gpu-profile adapter, its evaluation and the data curve
+#   bash benchmarks/gpu_run.sh ladder prepare|train|evaluate|curve N...

@@ -1,0 +1,180 @@
+"""The payoff ladder: every model on the same test items, and the adapter shipped in the repository.
+
+Notebook 07 ends with one table and one chart: the base model, the adapter trained on this machine, an
+adapter trained at gpu-profile scale on an H100 (shipped in `adapters/`, so a laptop evaluates it in
+minutes), the classical baselines, the noise-floor oracle and, apart, the course's published figures on
+real Amazon data. Each LLM's decoding (greedy, median or expected price) is chosen on the validation
+split; the test split only reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from helpers.paths import REPO_ROOT
+
+SHIPPED_ADAPTER = REPO_ROOT / "adapters" / "smollm2-135m-price-gpu"
+DECODINGS = ("greedy", "median price", "expected price")
+
+# Published by the course this workbook follows, on its 250 real Amazon test items (not measured here).
+COURSE_REAL_DATA = (
+    ("constant (average price)", 145.51),
+    ("bag-of-words + linear regression", 113.60),
+    ("word2vec + random forest", 96.34),
+    ("fine-tuned Llama 3.1 8B (QLoRA)", 47.80),
+)
+COURSE_SOURCE = "the LLM-engineering course's published results on 250 real Amazon test items (not our measurement)"
+
+
+def score_decodings(model, tokenizer, items, fallback: float, label: str, profile: str, split: str,
+                    dataset: str = "sample", batch_size: int = 8, progress: bool = True) -> dict:
+    """decoding -> EvalResult for greedy, median-price and expected-price decoding of one model."""
+    import time
+
+    from helpers.evaluation import evaluate
+    from helpers.inference import predict_prices, price_distributions
+
+    common = {"kind": "fine-tuned", "dataset": dataset, "profile": profile, "split": split, "fallback": fallback}
+    started = time.perf_counter()
+    greedy, _ = predict_prices(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
+    greedy_s = time.perf_counter() - started
+    started = time.perf_counter()
+    dists = price_distributions(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
+    dist_s = time.perf_counter() - started
+    return {
+        "greedy": evaluate(greedy, items, f"{label} (greedy)", seconds=greedy_s, **common),
+        "median price": evaluate([d.median for d in dists], items, f"{label} (median price)", seconds=dist_s, **common),
+        "expected price": evaluate([d.expected for d in dists], items, f"{label} (expected price)", seconds=dist_s,
+                                   **common),
+    }
+
+
+def choose_decoding(validation: dict) -> str:
+    """The decoding with the lowest validation MAE (never chosen on test)."""
+    return min(validation, key=lambda name: validation[name].mae)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def ship_adapter(adapter_dir: str | Path, out_dir: str | Path = SHIPPED_ADAPTER, extra: dict | None = None) -> Path:
+    """Copy a trained adapter as bf16 safetensors plus its config and provenance (no tokenizer, no base).
+
+    bf16 halves the fp32 training copy; LoRA weights lose nothing that shows at 4-bit inference (the
+    recorded MAE is measured on the bf16 copy itself).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()},
+              str(out_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (out_dir / "adapter_config.json").write_text((adapter_dir / "adapter_config.json").read_text())
+    provenance = json.loads((adapter_dir / "workbook_training.json").read_text())
+    provenance.update({"commit": git_commit(), "weights_dtype": "bfloat16", **(extra or {})})
+    (out_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    return out_dir
+
+
+def shipped_provenance(adapter_dir: str | Path = SHIPPED_ADAPTER) -> dict:
+    """The shipped adapter's provenance, or a clear error saying what is missing."""
+    path = Path(adapter_dir) / "workbook_training.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No shipped adapter at {adapter_dir}: the repository should contain it "
+                                "(git checkout -- adapters/); it is trained with `bash benchmarks/gpu_run.sh ladder`.")
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------------------------------
+# Table and chart
+# --------------------------------------------------------------------------------------------------
+
+
+def ladder_rows(entries: Sequence[dict], order: Sequence[tuple[str, str]]) -> list[dict]:
+    """[(step, model name)] -> rows with MAE, CI, RMSLE, hit rate, filled answers; all on the same items."""
+    by_name = {e["model"]: e for e in entries}
+    rows = []
+    for step, name in order:
+        if name not in by_name:
+            raise KeyError(f"{name!r} is not in the results: run the cell that evaluates it first")
+        e = by_name[name]
+        rows.append({"step": step, "model": name, "n": e["n"], "mae": e["mae"], "ci_low": e["mae_ci95"][0],
+                     "ci_high": e["mae_ci95"][1], "rmsle": e["rmsle"], "hit_rate": e["hit_rate"],
+                     "filled": e.get("unparseable", 0), "kind": e["kind"]})
+    sizes = {row["n"] for row in rows}
+    if len(sizes) != 1:
+        raise ValueError(f"ladder rows are on different numbers of items {sorted(sizes)}: compare on the same items")
+    return rows
+
+
+def plot_ladder(rows: Sequence[dict], course: Sequence[tuple[str, float]] = COURSE_REAL_DATA, ax=None):
+    """Our models (bars with 95% CI) and, in a separate labelled group, the course's real-data figures."""
+    import matplotlib.pyplot as plt
+
+    from helpers.evaluation import KIND_COLORS
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.42 * (len(rows) + len(course)) + 2))
+    labels = [f"{r['step']}: {r['model']}" for r in rows] + [f"[course, real data] {name}" for name, _ in course]
+    values = [r["mae"] for r in rows] + [v for _, v in course]
+    colors = [KIND_COLORS.get(r["kind"], "tab:blue") for r in rows] + ["0.75"] * len(course)
+    ys = list(range(len(labels)))[::-1]
+    ax.barh(ys, values, color=colors)
+    ax.errorbar([r["mae"] for r in rows], ys[: len(rows)],
+                xerr=[[r["mae"] - r["ci_low"] for r in rows], [r["ci_high"] - r["mae"] for r in rows]],
+                fmt="none", color="0.2", capsize=2, lw=1)
+    for y, v in zip(ys, values):
+        ax.text(v, y, f" ${v:,.2f}", va="center", fontsize=8)
+    ax.set_yticks(ys, labels, fontsize=8)
+    if course:
+        ax.axhline(ys[len(rows) - 1] - 0.5, color="0.5", lw=0.8, ls=":")
+    n = rows[0]["n"] if rows else 0
+    ax.set(xlabel="mean absolute error ($), 95% CI", title=f"the payoff ladder: our models on the same {n} test "
+           "items; grey: the course's figures on real data (cited)")
+    return ax
+
+
+def plot_data_curve(curve: dict, ax=None):
+    """MAE against training examples for each method (log x), from benchmarks/results/.../data_curve.json."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for method, points in curve["methods"].items():
+        xs = [p["n_train"] for p in points]
+        ys = [p["mae"] for p in points]
+        ax.plot(xs, ys, marker="o", label=method)
+    if curve.get("oracle_mae"):
+        ax.axhline(curve["oracle_mae"], color="tab:green", ls="--", label="noise-floor oracle")
+    ax.set_xscale("log")
+    ax.set(xlabel="training examples", ylabel=f"test MAE ($, {curve.get('n_test', '?')} items)",
+           title="when does fine-tuning pay?")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def crossing(curve: dict, a: str, b: str) -> float | None:
+    """The training size where method `a` first gets below method `b` (log-linear interpolation), or None."""
+    import math
+
+    pa = {p["n_train"]: p["mae"] for p in curve["methods"][a]}
+    pb = {p["n_train"]: p["mae"] for p in curve["methods"][b]}
+    sizes = sorted(set(pa) & set(pb))
+    for lo, hi in zip(sizes, sizes[1:]):
+        d_lo, d_hi = pa[lo] - pb[lo], pa[hi] - pb[hi]
+        if d_lo > 0 >= d_hi:
+            t = d_lo / (d_lo - d_hi)
+            return math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
+    if sizes and pa[sizes[0]] <= pb[sizes[0]]:
+        return float(sizes[0])
+    return None
