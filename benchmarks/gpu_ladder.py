@@ -109,12 +109,17 @@ def curve_stage(out: Path, sizes: list[int]) -> None:
     path = out / "curve_qlora.json"
     points = json.loads(path.read_text()) if path.exists() else []
     for n in sizes:
-        config = config_for(PROFILE, n_train=n, eval_steps=max(10, n // 64 // 5), save_steps=max(10, n // 64 // 5))
+        import os
+
+        from helpers.training import parse_overrides
+
+        overrides = parse_overrides(os.environ.get("LADDER_SET", "").split()) | {"n_train": n}
+        config = config_for(PROFILE, eval_steps=max(10, n // 64 // 5), save_steps=max(10, n // 64 // 5), **overrides)
         result = train(PROFILE, config, Path(f"/tmp/curve/{n}"))
         model, tokenizer = load_adapter(PROFILE, result.adapter_dir)
         scored = score_decodings(model, tokenizer, data["test"], fallback=fallback, label=f"QLoRA n={n}",
                                  profile="gpu", split="test", batch_size=64, progress=False)
-        points.append({"n_train": n, "seconds": round(result.seconds, 1), "tokens": result.train_tokens,
+        points.append({"n_train": n, "set": os.environ.get("LADDER_SET", ""), "seconds": round(result.seconds, 1), "tokens": result.train_tokens,
                        "best_eval_loss": result.best_eval_loss,
                        "mae": {k: round(v.mae, 2) for k, v in scored.items()}})
         print(points[-1], flush=True)
