@@ -52,7 +52,7 @@ train)
   $py - <<'PY' 2>"$out/base.stderr" | tee "$out/base.txt"
 import time
 from helpers.data import load_splits
-from helpers.evaluation import evaluate, record_result
+from helpers.evaluation import evaluate, record_result, train_median
 from helpers.inference import predict_prices
 from helpers.models import load_base_model
 from helpers.profiles import get_profile
@@ -63,7 +63,7 @@ loaded = load_base_model(quantization="nf4-dq")
 started = time.perf_counter()
 prices, _ = predict_prices(loaded.model, loaded.tokenizer, test["prompt"], batch_size=64, progress=False)
 result = evaluate(prices, test, "SmolLM2-135M-Instruct base (nf4-dq)", kind="base-llm", profile="gpu",
-                  seconds=time.perf_counter() - started)
+                  seconds=time.perf_counter() - started, fallback=train_median(data))
 record_result(result)
 print(result.summary())
 PY

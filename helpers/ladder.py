@@ -30,26 +30,32 @@ COURSE_SOURCE = "the LLM-engineering course's published results on 250 real Amaz
 
 
 def score_decodings(model, tokenizer, items, fallback: float, label: str, profile: str, split: str,
-                    dataset: str = "sample", batch_size: int = 8, progress: bool = True) -> dict:
-    """decoding -> EvalResult for greedy, median-price and expected-price decoding of one model."""
+                    dataset: str = "sample", batch_size: int = 8, progress: bool = True,
+                    only: Sequence[str] = DECODINGS) -> dict:
+    """decoding -> EvalResult for greedy, median-price and expected-price decoding (or `only` some) of one model."""
     import time
 
     from helpers.evaluation import evaluate
     from helpers.inference import predict_prices, price_distributions
 
+    unknown = set(only) - set(DECODINGS)
+    if unknown:
+        raise ValueError(f"unknown decoding(s) {sorted(unknown)}: choose from {DECODINGS}")
     common = {"kind": "fine-tuned", "dataset": dataset, "profile": profile, "split": split, "fallback": fallback}
-    started = time.perf_counter()
-    greedy, _ = predict_prices(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
-    greedy_s = time.perf_counter() - started
-    started = time.perf_counter()
-    dists = price_distributions(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
-    dist_s = time.perf_counter() - started
-    return {
-        "greedy": evaluate(greedy, items, f"{label} (greedy)", seconds=greedy_s, **common),
-        "median price": evaluate([d.median for d in dists], items, f"{label} (median price)", seconds=dist_s, **common),
-        "expected price": evaluate([d.expected for d in dists], items, f"{label} (expected price)", seconds=dist_s,
-                                   **common),
-    }
+    out = {}
+    if "greedy" in only:
+        started = time.perf_counter()
+        greedy, _ = predict_prices(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
+        out["greedy"] = evaluate(greedy, items, f"{label} (greedy)", seconds=time.perf_counter() - started, **common)
+    if {"median price", "expected price"} & set(only):
+        started = time.perf_counter()
+        dists = price_distributions(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
+        seconds = time.perf_counter() - started
+        for name in ("median price", "expected price"):
+            if name in only:
+                values = [d.median if name == "median price" else d.expected for d in dists]
+                out[name] = evaluate(values, items, f"{label} ({name})", seconds=seconds, **common)
+    return out
 
 
 def choose_decoding(validation: dict) -> str:
