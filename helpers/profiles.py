@@ -107,11 +107,25 @@ class DeviceInfo:
     total_memory_gib: float | None
 
 
+def native_bf16(capability: tuple[int, int] | None = None) -> bool:
+    """True where the GPU computes bf16 in hardware: compute capability 8.0 or newer (A100, L4, H100).
+
+    `torch.cuda.is_bf16_supported()` also says True on a T4 (7.5), where bf16 is emulated: slow, and
+    bitsandbytes' 4-bit kernels then compute in a dtype the card has no units for. Decide by capability.
+    """
+    if capability is None:
+        if not torch.cuda.is_available():
+            return False
+        capability = torch.cuda.get_device_capability(0)
+    return tuple(capability) >= (8, 0)
+
+
 def detect_device() -> DeviceInfo:
-    """bf16 where the GPU supports it (Ampere and newer), fp16 on older GPUs such as the T4, fp32 on CPU."""
+    """bf16 where the GPU has it natively (capability >= 8.0), fp16 with loss scaling on older GPUs such as
+    the T4, fp32 on CPU."""
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        bf16 = torch.cuda.is_bf16_supported()
+        bf16 = native_bf16((props.major, props.minor))
         return DeviceInfo(
             device="cuda",
             name=props.name,

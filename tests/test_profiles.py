@@ -36,3 +36,23 @@ def test_detect_device_picks_a_compute_dtype():
         assert info.compute_dtype == torch.float32 and not info.bf16
     else:
         assert info.compute_dtype in (torch.bfloat16, torch.float16) and info.bf16 != info.fp16
+
+
+@pytest.mark.parametrize("name, capability, bf16", [("Tesla T4", (7, 5), False), ("Tesla V100", (7, 0), False),
+                                                     ("NVIDIA A100", (8, 0), True), ("NVIDIA L4", (8, 9), True),
+                                                     ("NVIDIA H100", (9, 0), True)])
+def test_dtype_follows_compute_capability_not_is_bf16_supported(monkeypatch, name, capability, bf16):
+    import types
+
+    import torch
+
+    from helpers.profiles import detect_device
+
+    props = types.SimpleNamespace(name=name, major=capability[0], minor=capability[1], total_memory=16 * 2**30)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 reports (emulated)
+    info = detect_device()
+    assert info.bf16 is bf16 and info.fp16 is (not bf16)
+    assert info.compute_dtype == (torch.bfloat16 if bf16 else torch.float16)
