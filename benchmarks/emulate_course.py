@@ -35,6 +35,7 @@ def build_random(name: str, folder: Path) -> Path:
     if (folder / "config.json").exists():
         return folder
     config = load_model_config(name)
+    torch.cuda.set_per_process_memory_fraction(1.0)  # the build is not part of the measurement: no cap here
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float16)
