@@ -23,6 +23,7 @@ MIN_PRICE, MAX_PRICE = 0.5, 999.49
 MIN_CHARS = 40  # shorter texts say too little to price
 MAX_TOKENS = 160  # text token budget; longer texts are cut at a word boundary
 MIN_TOKENS = 12
+MAX_CHARS = 2_000  # without a tokenizer, texts are cut to this many characters (at a word boundary)
 QUESTION = "How much does this cost to the nearest dollar?"
 PRICE_PREFIX = "Price is $"
 
@@ -74,6 +75,8 @@ class CurationReport:
     balanced_out: int = 0
     splits: dict[str, int] = field(default_factory=dict)
     generated_records: int = 0  # records generated past the shipped catalog for a larger training split
+    changed: Counter = field(default_factory=Counter)  # records kept but altered (e.g. text cut), by reason
+    notes: list[str] = field(default_factory=list)  # what was noticed about a whole file (encoding, truncation)
 
     def drop(self, reason: str, count: int = 1) -> None:
         if count:
@@ -84,6 +87,7 @@ class CurationReport:
         data["dropped"] = dict(sorted(self.dropped.items(), key=lambda kv: -kv[1]))
         data["by_category"] = dict(sorted(self.by_category.items()))
         data["dropped_total"] = sum(self.dropped.values())
+        data["changed"] = dict(self.changed)
         return data
 
     def summary(self) -> str:
@@ -91,6 +95,8 @@ class CurationReport:
         lines += [f"  {reason:<28} {count:>6,}" for reason, count in self.dropped.most_common()]
         if self.balanced_out:
             lines.append(f"  {'removed by price balancing':<28} {self.balanced_out:>6,}")
+        lines += [f"kept but changed: {reason} ({count:,})" for reason, count in self.changed.items()]
+        lines += [f"note: {note}" for note in self.notes]
         if self.splits:
             lines.append("splits: " + ", ".join(f"{k} {v:,}" for k, v in self.splits.items()))
         return "\n".join(lines)
@@ -102,22 +108,34 @@ class CurationReport:
 
 
 def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
-    """Records of a (gzipped) JSONL file; malformed lines are counted, not raised."""
+    """Records of a (gzipped) JSONL file. Bad lines are counted, never raised: malformed JSON, bytes that
+    are not UTF-8; a gzip file cut short keeps every record read before the cut (and says so in the report)."""
+    import zlib
+
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            report.read += 1
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                report.drop("malformed JSON")
-                continue
-            if not isinstance(record, dict):
-                report.drop("malformed JSON")
-                continue
-            yield record
+    with opener(path, "rb") as handle:
+        try:
+            for raw in handle:
+                if not raw.strip():
+                    continue
+                report.read += 1
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    report.drop("not UTF-8 text")
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    report.drop("malformed JSON")
+                    continue
+                if not isinstance(record, dict):
+                    report.drop("malformed JSON")
+                    continue
+                yield record
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            report.notes.append(f"{Path(path).name} is cut short or damaged ({type(error).__name__}): kept the "
+                                f"{report.read:,} lines read before the damage; download or export it again")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -141,6 +159,8 @@ def parse_price(value) -> tuple[float | None, str | None]:
         price = float(value)
     except (TypeError, ValueError):
         return None, "unparseable price"
+    except OverflowError:  # an integer with hundreds of digits
+        return None, "price out of range"
     if math.isnan(price) or math.isinf(price):
         return None, "unparseable price"
     if price <= 0:
@@ -215,7 +235,7 @@ def curate(
     """Parse, clean, filter and dedupe raw records into Items. The report says what was dropped and why."""
     report = report or CurationReport()
     items: list[Item] = []
-    seen: set[str] = set()
+    seen: dict[str, float] = {}
     for record in records:
         if not isinstance(record, dict):
             report.drop("malformed record")
@@ -233,11 +253,15 @@ def curate(
             if n_tokens < MIN_TOKENS:
                 report.drop("too few tokens")
                 continue
+        elif len(text) > MAX_CHARS:
+            text = text[:MAX_CHARS].rsplit(" ", 1)[0]
+            report.changed[f"text cut to {MAX_CHARS:,} characters (no tokenizer given)"] += 1
         key = _normalized(text)
         if key in seen:
-            report.drop("duplicate")
+            same = abs(seen[key] - price) < 0.005
+            report.drop("duplicate" if same else "duplicate text with another price (the first price is kept)")
             continue
-        seen.add(key)
+        seen[key] = price
         item_id = str(record.get("parent_asin") or hashlib.sha1(key.encode()).hexdigest()[:10])
         cat = category or str(record.get("main_category") or "Unknown")
         items.append(Item(item_id, cat, clean(str(record.get("title") or "")), text, round(price, 2)))
@@ -361,6 +385,42 @@ def load_amazon(categories: Iterable[str], tokenizer=None, download=None, limit_
     return items, report
 
 
+def _read_csv_rows(path: Path, report: CurationReport) -> tuple[list[str], list[dict]]:
+    """Header and rows of a CSV file; rows with a different number of fields than the header are counted
+    and dropped (an unquoted comma in the text shifts every column after it), never kept shifted."""
+    import csv
+    import io
+
+    raw = (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")).read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+        report.notes.append(f"{path.name} is not UTF-8: read as Windows-1252 / Latin-1; save it as UTF-8 to be sure")
+    lines = list(csv.reader(io.StringIO(text)))
+    lines = [line for line in lines if any(cell.strip() for cell in line)]
+    if not lines:
+        raise ValueError(f"{path.name} is empty: it needs a header line naming the columns, then one row per item.")
+    header, rows = lines[0], []
+    for line in lines[1:]:
+        if len(line) != len(header):
+            report.read += 1
+            report.drop("wrong number of columns (unquoted comma in a text?)")
+            continue
+        rows.append(dict(zip(header, line)))
+    report.read += len(rows)
+    return header, rows
+
+
+def _read_jsonl_rows(path: Path, report: CurationReport) -> tuple[list[str], list[dict]]:
+    """Rows of a JSONL file read line by line: one bad line is counted, the rest of the file is kept."""
+    rows = list(read_jsonl(path, report))  # counts every line it reads, bad ones too
+    if not rows and not report.dropped:
+        raise ValueError(f"{path.name} is empty: it needs one JSON object per line.")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return columns, rows
+
+
 def load_byo(
     path: str | Path,
     text_column: str = "text",
@@ -368,34 +428,44 @@ def load_byo(
     category_column: str | None = None,
     tokenizer=None,
 ):
-    """Your own CSV / JSONL / Parquet file with a text column and a price column (names configurable)."""
-    import pandas as pd
+    """Your own CSV / JSONL / Parquet file with a text column and a price column (names configurable).
 
+    Bad rows are counted with their reason in the report and the rest of the file is kept: malformed JSON
+    lines, CSV rows whose columns do not line up, bytes that are not UTF-8, prices that are not numbers
+    (a JSON `true` is not $1). Without a tokenizer, long texts are cut to MAX_CHARS characters.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No file at {path}: check the path (relative paths start at {Path.cwd()}).")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    report = CurationReport()
     if suffix in (".csv", ".csv.gz"):
-        frame = pd.read_csv(path)
+        columns, rows = _read_csv_rows(path, report)
     elif suffix in (".jsonl", ".json", ".jsonl.gz"):
-        frame = pd.read_json(path, lines=True)
+        columns, rows = _read_jsonl_rows(path, report)
     elif suffix == ".parquet":
+        import pandas as pd
+
         frame = pd.read_parquet(path)
+        columns, rows = list(frame.columns), frame.to_dict("records")
+        report.read = len(rows)
     else:
         raise ValueError(f"Unsupported file type {suffix!r}: use .csv, .jsonl or .parquet")
-    missing = [c for c in (text_column, price_column, category_column) if c and c not in frame.columns]
+    missing = [c for c in (text_column, price_column, category_column) if c and c not in columns]
     if missing:
         raise ValueError(
-            f"Column(s) {missing} not in {path.name}; it has {list(frame.columns)}. "
-            "Pass text_column= / price_column= to name yours."
+            f"Column(s) {missing} not in {path.name}; it has {columns}. Pass text_column= / price_column= to name yours."
         )
 
     def records():
-        for row in frame.to_dict("records"):
-            price = row[price_column]
+        for row in rows:
+            text, price = row.get(text_column), row.get(price_column)
+            if isinstance(price, float) and math.isnan(price):
+                price = None
             yield {
-                "title": row[text_column] if isinstance(row[text_column], str) else "",
-                "price": None if isinstance(price, float) and math.isnan(price) else price,
-                "main_category": row[category_column] if category_column else "Custom",
+                "title": text if isinstance(text, str) else "",
+                "price": price,
+                "main_category": (row.get(category_column) or "Custom") if category_column else "Custom",
             }
 
-    report = CurationReport(read=len(frame))
     return curate(records(), tokenizer, report)

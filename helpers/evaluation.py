@@ -22,6 +22,7 @@ HIT_ABS, HIT_REL = 40.0, 0.20
 NEAR_ABS, NEAR_REL = 80.0, 0.40
 COLORS = {"hit": "tab:green", "near": "tab:orange", "miss": "tab:red"}
 KINDS = ("baseline", "base-llm", "fine-tuned", "oracle")
+MAX_PREDICTION = 1e6  # a "price" above a million dollars is an answer gone wrong: counted as unreadable
 
 
 def classify(prediction: float, truth: float) -> str:
@@ -35,16 +36,17 @@ def classify(prediction: float, truth: float) -> str:
 
 
 def as_price(value) -> float | None:
-    """A usable number, or None for missing / unparseable / non-finite predictions."""
+    """A usable number, or None for missing / unparseable / non-finite / absurd (> MAX_PREDICTION) predictions."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
-        return parse_price_text(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+        number = parse_price_text(value)
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return number if number is not None and math.isfinite(number) and number <= MAX_PREDICTION else None
 
 
 @dataclass
@@ -128,6 +130,12 @@ def evaluate(
         raise ValueError("evaluate() got no items: check the split you passed (it is empty).")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if isinstance(predictions, str | bytes):
+        raise TypeError("predictions is one string: pass a list with one prediction per item (e.g. [text]).")
+    bad_truths = [i for i, row in enumerate(rows) if as_price(row.get("price")) is None or float(row["price"]) < 0]
+    if bad_truths:
+        raise ValueError(f"{len(bad_truths)} of {len(rows)} items have no valid true price (missing, NaN or negative; "
+                         f"first at position {bad_truths[0]}): curate the split first (helpers.curation.curate drops them).")
     started = time.perf_counter()
     raw = [predictions(row) for row in rows] if callable(predictions) else list(predictions)
     if len(raw) != len(rows):
@@ -172,20 +180,41 @@ def results_path(profile: str) -> Path:
     return outputs_dir(profile) / "results.json"
 
 
+def _read_results(path: Path) -> list[dict]:
+    """The entries of a results file; a damaged one is moved aside (and said), never a crash."""
+    if not path.exists():
+        return []
+    try:
+        entries = json.loads(path.read_text())
+        if not isinstance(entries, list):
+            raise ValueError("not a list of results")
+        return entries
+    except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as error:
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.replace(aside)
+        print(f"warning: {path} was damaged ({type(error).__name__}); moved to {aside.name} and started a new one. "
+              "Re-run the notebooks that record results (04, 05, 07) to fill it again.")
+        return []
+
+
 def record_result(result: EvalResult, path: Path | None = None) -> Path:
-    """Add or replace this model's entry (same model, dataset, split, profile) in results.json."""
+    """Add or replace this model's entry (same model, dataset, split, profile) in results.json.
+
+    Written to a temporary file and renamed, so an interrupted run never leaves half a file.
+    """
     path = path or results_path(result.profile)
-    entries = json.loads(path.read_text()) if path.exists() else []
+    entries = _read_results(path)
     key = (result.model, result.dataset, result.split, result.profile)
     entries = [e for e in entries if (e["model"], e["dataset"], e["split"], e["profile"]) != key]
     entries.append(result.record())
-    path.write_text(json.dumps(entries, indent=2))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(entries, indent=2))
+    tmp.replace(path)
     return path
 
 
 def load_results(profile: str, path: Path | None = None) -> list[dict]:
-    path = path or results_path(profile)
-    return json.loads(path.read_text()) if path.exists() else []
+    return _read_results(path or results_path(profile))
 
 
 # --------------------------------------------------------------------------------------------------

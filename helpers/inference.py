@@ -39,6 +39,8 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], max_new_token
 
     Prompts rendered by a chat template already carry their special tokens: pass add_special_tokens=False.
     """
+    if isinstance(prompts, str):
+        raise TypeError("prompts is one string: pass a list of prompts (e.g. [prompt]), one per item.")
     device = next(model.parameters()).device
     outputs: list[str] = []
     with _left_padding(tokenizer):
@@ -223,6 +225,8 @@ def _select_rows(cache, index: torch.Tensor) -> None:
 def price_distributions(model, tokenizer, prompts: Sequence[str], batch_size: int = 8, progress: bool = True,
                         **kwargs) -> list[PriceDistribution]:
     """The model's distribution over whole-dollar prices after each prompt (see enumerate_prices)."""
+    if isinstance(prompts, str):
+        raise TypeError("prompts is one string: pass a list of prompts (e.g. [prompt]), one per item.")
     digits = digit_tokens(tokenizer)
     out: list[PriceDistribution] = []
     with _left_padding(tokenizer):

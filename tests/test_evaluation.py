@@ -107,7 +107,11 @@ def test_plots_draw(tmp_path):
 
 @pytest.mark.parametrize("text, value", [
     ("$1,299.99", 1299.99), ("12", 12.0), ("about 40 dollars", 40.0), ("Price is $ 7.50.", 7.5),
-    ("", None), (None, None), ("no idea, sorry", None), ("It costs $.99", 0.99), ("12,5", 12.0),
+    ("", None), (None, None), ("no idea, sorry", None), ("It costs $.99", 0.99), ("12,5", 12.5),
+    # numbers models really write (issue 21): never a silently wrong value
+    ("-1", None), ("-$5", None), ("− 5", None), ("12,3456", None), ("1.299,99", 1299.99), ("1e3", 1000.0),
+    ("2.5E2 dollars", 250.0), ("1e400", None), ("1,299", 1299.0), ("$1,299,999.50", 1299999.5),
+    ("19.99\n\nThe price of", 19.99), ("Price range 10-20", 10.0), ("49.00", 49.0), ("1.299", 1.299),
 ])
 def test_price_parser(text, value):
     assert parse_price_text(text) == value
