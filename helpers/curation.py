@@ -318,6 +318,9 @@ def split(items: list[Item], n_train: int, n_val: int, n_test: int, salt: str = 
     Test comes first in hash order, then validation, then train, so growing n_train never changes
     the test set.
     """
+    if min(n_train, n_val, n_test) < 0 or n_test < 1:
+        raise ValueError(f"split sizes must be >= 0 with at least one test item, got train {n_train}, validation "
+                         f"{n_val}, test {n_test} (a negative size would make the splits overlap)")
     if n_train + n_val + n_test > len(items):
         raise ValueError(f"asked for {n_train + n_val + n_test:,} items but only {len(items):,} survived curation")
     ordered = sorted(items, key=lambda it: _rank(it, salt))

@@ -94,7 +94,15 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     if name not in PROFILES:
         raise ProfileError(f"Unknown profile {name!r}. Choose one of: {', '.join(PROFILES)} (set {ENV_VAR}).")
     profile = PROFILES[name]
-    return replace(profile, **overrides) if overrides else profile
+    unknown = set(overrides) - set(Profile.__dataclass_fields__)
+    if unknown:
+        raise ProfileError(f"Unknown profile setting(s) {sorted(unknown)}; valid: {', '.join(Profile.__dataclass_fields__)}")
+    profile = replace(profile, **overrides) if overrides else profile
+    sizes = {k: getattr(profile, k) for k in ("n_train", "n_val", "n_test", "eval_items", "ppl_tokens")}
+    bad = {k: v for k, v in sizes.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1}
+    if bad:
+        raise ProfileError(f"Profile sizes must be whole numbers >= 1 (a negative size would overlap the splits): {bad}")
+    return profile
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,9 @@ def describe(config: TrainConfig) -> list[tuple[str, object, str]]:
 
 
 def config_for(profile: Profile, **overrides) -> TrainConfig:
+    """The profile's config with overrides, checked (types and ranges) before anything is loaded."""
     config = TRAIN_CONFIGS.get(profile.name, TrainConfig())
-    return replace(config, **overrides) if overrides else config
+    return validate_config(replace(config, **overrides) if overrides else config)
 
 
 def build_model(profile: Profile, config: TrainConfig):
@@ -234,7 +235,7 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
 
     from helpers.profiles import check_device
 
-    config = config or config_for(profile)
+    config = validate_config(config or config_for(profile))
     device = check_device(profile)
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
     trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
@@ -341,30 +342,107 @@ def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: 
     return results
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """["r=64", "target_modules=q_proj,v_proj", "gradient_checkpointing=false"] -> typed TrainConfig overrides."""
-    import dataclasses
+class ConfigError(ValueError):
+    """A training setting of the wrong type or out of range: found before any model is loaded."""
 
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+_RANGES = {  # name -> (check, what is allowed)
+    "r": (lambda v: v >= 1, "an integer >= 1"),
+    "alpha": (lambda v: v > 0, "a number > 0"),
+    "dropout": (lambda v: 0 <= v < 1, "between 0 and 1 (1 excluded)"),
+    "epochs": (lambda v: v > 0, "a number > 0"),
+    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "learning_rate": (lambda v: 0 < v < 1, "between 0 and 1, e.g. 2e-4"),
+    "grad_accum": (lambda v: v >= 1, "an integer >= 1"),
+    "n_train": (lambda v: v is None or v >= 1, "an integer >= 1, or none for the whole split"),
+    "n_val": (lambda v: v is None or v >= 1, "an integer >= 1, or none for the whole split"),
+    "max_length": (lambda v: v >= 16, "an integer >= 16 (prompt + price tokens)"),
+    "eval_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "save_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "logging_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "warmup_ratio": (lambda v: 0 <= v < 1, "between 0 and 1 (1 excluded)"),
+    "pad_to_multiple_of": (lambda v: v is None or v >= 1, "an integer >= 1, or none"),
+    "target_modules": (lambda v: len(v) >= 1, "one or more module names, comma-separated"),
+}
+
+
+def _members(hint) -> tuple[list, bool]:
+    """(the non-None types of an annotation, whether None is allowed): `int | None` -> ([int], True)."""
+    import types
+    import typing
+
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        return [typing.get_origin(t) or t for t in args if t is not type(None)], type(None) in args
+    return [typing.get_origin(hint) or hint], False
+
+
+def validate_config(config: TrainConfig) -> TrainConfig:
+    """Check every setting's type and range (and the quantization's name); raise ConfigError listing all faults."""
+    import dataclasses
+    import typing
+
+    from helpers.models import QUANTIZATIONS
+
+    hints = typing.get_type_hints(TrainConfig)
+    faults = []
+    for f in dataclasses.fields(TrainConfig):
+        value, hint = getattr(config, f.name), hints[f.name]
+        members, optional = _members(hint)
+        allowed = tuple(members)
+        ok_type = (value is None and optional) or (
+            isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed))
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            ok_type = True
+        if not ok_type:
+            faults.append(f"{f.name}={value!r} is a {type(value).__name__}, expected {hint}")
+            continue
+        check = _RANGES.get(f.name)
+        if check and not check[0](value):
+            faults.append(f"{f.name}={value!r}: must be {check[1]}")
+    if config.quantization not in QUANTIZATIONS:
+        faults.append(f"quantization={config.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
+    if faults:
+        raise ConfigError("Invalid training settings (nothing was loaded):\n  " + "\n  ".join(faults))
+    return config
+
+
+def _parse_value(name: str, text: str, hint) -> object:
+    """One --set value, typed from the config field's annotation."""
+
+    options, optional = _members(hint)
+    if optional and text.lower() in ("none", "null"):
+        return None
+    kind = options[0]
+    if kind is tuple:
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {name}={text}: expected true or false" + (" (or none)" if optional else ""))
+    try:
+        return kind(text) if kind in (int, float) else text
+    except ValueError:
+        raise ConfigError(f"--set {name}={text}: expected {'an integer' if kind is int else 'a number'}"
+                          + (" (or none)" if optional else "")) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """["r=64", "target_modules=q_proj,v_proj", "gradient_checkpointing=false"] -> TrainConfig overrides,
+    typed from the config's annotations ("-5" for an int field is -5; "maybe" for a bool is an error)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
     out: dict = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if not sep or name not in defaults:
-            raise SystemExit(f"--set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(defaults)}")
-        default = defaults[name]
-        if name == "target_modules":
-            value = tuple(t.strip() for t in text.split(",") if t.strip())
-        elif text.lower() in ("none", "null"):
-            value = None
-        elif isinstance(default, bool) or text.lower() in ("true", "false"):
-            value = text.lower() in ("1", "true", "yes")
-        elif isinstance(default, int) and not isinstance(default, bool):
-            value = int(text)
-        elif isinstance(default, float):
-            value = float(text)
-        else:
-            value = int(text) if text.isdigit() else text
-        out[name] = value
+        if not sep or name not in hints:
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
+        out[name] = _parse_value(name, text.strip(), hints[name])
     return out
 
 
@@ -385,10 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(args.profile)
     adapter = args.adapter
     if adapter is None:
-        overrides = parse_overrides(args.set)
-        if args.max_steps:
-            overrides["max_steps"] = args.max_steps
-        result = train(profile, config_for(profile, **overrides), args.output_dir, resume=args.resume,
+        try:
+            overrides = parse_overrides(args.set)
+            if args.max_steps:
+                overrides["max_steps"] = args.max_steps
+            config = config_for(profile, **overrides)
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
+        result = train(profile, config, args.output_dir, resume=args.resume,
                        record_shards=args.record_shards)
         adapter = Path(result.adapter_dir)
         if int(os.environ.get("RANK", 0)) != 0:  # the other processes of a distributed run stop here

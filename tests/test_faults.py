@@ -148,3 +148,32 @@ def test_prompts_as_one_string_are_refused():
         generate_completions(None, None, "How much?")
     with pytest.raises(TypeError, match="one string"):
         price_distributions(None, None, "How much?")
+
+
+# --- sizes and settings, checked at the door ---------------------------------------------------------
+
+@pytest.mark.parametrize("override", [{"n_test": -5}, {"n_train": 0}, {"n_val": "10"}, {"eval_items": True}])
+def test_profile_sizes_are_checked_before_anything_runs(override):
+    from helpers.profiles import ProfileError, get_profile
+
+    with pytest.raises(ProfileError, match="whole numbers >= 1"):
+        get_profile("smoke", **override)
+    with pytest.raises(ProfileError, match="Unknown profile setting"):
+        get_profile("smoke", n_tests=5)
+
+
+def test_negative_split_sizes_never_overlap_the_splits():
+    from helpers.curation import Item, split
+
+    items = [Item(str(i), "A", "t", f"text {i}", 10.0) for i in range(20)]
+    with pytest.raises(ValueError, match="overlap"):
+        split(items, 10, 5, -3)
+
+
+def test_the_training_command_line_refuses_bad_settings_before_loading(capsys):
+    from helpers.training import main
+
+    with pytest.raises(SystemExit, match="grad_accum=0"):
+        main(["--profile", "smoke", "--set", "grad_accum=0"])
+    with pytest.raises(SystemExit, match="expected true or false"):
+        main(["--profile", "smoke", "--set", "gradient_checkpointing=maybe"])

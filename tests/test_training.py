@@ -89,8 +89,22 @@ def test_command_line_overrides_are_typed_and_checked():
                            "n_train=none", "optimizer=adamw_torch_fused", "epochs=3"])
     assert got == {"r": 64, "learning_rate": 4e-4, "target_modules": ("q_proj", "v_proj"),
                    "gradient_checkpointing": False, "n_train": None, "optimizer": "adamw_torch_fused", "epochs": 3.0}
-    with pytest.raises(SystemExit, match="rank"):
+    from helpers.training import ConfigError, validate_config
+
+    with pytest.raises(ConfigError, match="rank"):
         parse_overrides(["rank=8"])
+    # typed from the annotations (issue 21): no string where a number belongs, no bool for a rank
+    assert parse_overrides(["n_train=-5"]) == {"n_train": -5}
+    for bad, message in (["r=true", "expected an integer"], ["gradient_checkpointing=maybe", "true or false"],
+                         ["learning_rate=fast", "a number"]):
+        with pytest.raises(ConfigError, match=message):
+            parse_overrides([bad])
+    for override, message in ({"n_train": -5}, "n_train=-5"), ({"grad_accum": 0}, "grad_accum=0"), (
+            {"max_length": 0}, "max_length=0"), ({"quantization": "nf3"}, "choose one of"), ({"r": 2.5}, "r=2.5"):
+        with pytest.raises(ConfigError, match=message):
+            validate_config(TrainConfig(**override))
+    for config in TRAIN_CONFIGS.values():
+        assert validate_config(config) is config
 
 
 def test_fsdp_is_refused_on_cpu_and_stores_4bit_weights_in_the_model_dtype(tmp_path):
