@@ -147,17 +147,42 @@ def embedded_model_dir(gguf_path: str | os.PathLike | None = None, verify: bool 
     return convert_gguf(gguf, out_dir)
 
 
+def _looks_local(model_id: str) -> bool:
+    return model_id.startswith(("/", ".", "~")) or os.sep in model_id.replace("/", "", 1) or Path(model_id).exists()
+
+
 def resolve_model(model_id: str | None) -> str:
-    """A local folder for the embedded model (None) or the hub id / local path as given."""
-    return str(embedded_model_dir()) if model_id is None else model_id
+    """A local folder for the embedded model (None), a local model folder, or a hub id as given.
+
+    A path that is not a model folder is reported as a path (not as a hub id missing from the cache).
+    """
+    if model_id is None:
+        return str(embedded_model_dir())
+    if _looks_local(model_id):
+        folder = Path(model_id).expanduser()
+        if not folder.is_dir():
+            raise ModelSetupError(f"No model folder at {folder}: check the path (it should hold config.json and the "
+                                  "weights), or give a Hugging Face id such as meta-llama/Llama-3.2-3B.")
+        if not (folder / "config.json").is_file():
+            raise ModelSetupError(f"{folder} has no config.json: it is not a Hugging Face model folder.")
+        return str(folder)
+    return model_id
+
+
+def _damaged_embedded(error: Exception) -> ModelSetupError:
+    folder = embedded_model_dir()
+    return ModelSetupError(f"The converted embedded model in {folder} could not be read ({type(error).__name__}: "
+                           f"{str(error)[:200]}). It is damaged or incomplete: delete that folder and run "
+                           "`python -m helpers.models prepare` (or `make model`) to convert it again.")
 
 
 def _hub_error(model_id: str, error: Exception) -> ModelSetupError:
     text = f"{type(error).__name__}: {error}"
     if "gated" in text.lower() or "401" in text or "403" in text:
         hint = (
-            f"{model_id} is gated: accept its licence on its Hugging Face page, then log in with "
-            "`huggingface-cli login` or set HF_TOKEN."
+            f"{model_id} is gated: accept its licence at https://huggingface.co/{model_id}, then log in: "
+            "`hf auth login` in a terminal, `huggingface_hub.notebook_login()` in a notebook, or on Colab add the "
+            "secret HF_TOKEN (key icon). Never paste a token into a notebook cell."
         )
     elif os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in text.lower() or "connect" in text.lower():
         hint = (
@@ -179,7 +204,7 @@ def load_tokenizer(model_id: str | None = None):
     except ModelSetupError:
         raise
     except Exception as error:  # hub failures come as OSError / HfHubHTTPError / GatedRepoError
-        raise _hub_error(str(model_id), error) from error
+        raise (_damaged_embedded(error) if model_id is None else _hub_error(str(model_id), error)) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -255,7 +280,12 @@ def load_base_model(
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as error:
         if model_id is None:
+            if "safetensor" in type(error).__name__.lower() or isinstance(error, OSError | json.JSONDecodeError):
+                raise _damaged_embedded(error) from error
             raise
+        if _looks_local(model_id):
+            raise ModelSetupError(f"Could not load the model folder {source} ({type(error).__name__}: "
+                                  f"{str(error)[:200]})") from error
         raise _hub_error(model_id, error) from error
     if qconfig is None:
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device)

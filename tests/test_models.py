@@ -63,7 +63,28 @@ def test_hub_model_offline_gives_actionable_error(monkeypatch):
 
 def test_gated_model_error_mentions_login():
     error = models._hub_error("meta-llama/Llama-3.1-8B", OSError("You are trying to access a gated repo. 401"))
-    assert "huggingface-cli login" in str(error) and "HF_TOKEN" in str(error)
+    assert "hf auth login" in str(error) and "HF_TOKEN" in str(error) and "notebook_login" in str(error)
+    assert "https://huggingface.co/meta-llama/Llama-3.1-8B" in str(error)
+
+
+def test_a_damaged_converted_model_says_delete_and_convert_again(tmp_path, monkeypatch, embedded_dir):
+    import shutil
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        if (embedded_dir / name).exists():
+            shutil.copy(embedded_dir / name, broken / name)
+    (broken / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    monkeypatch.setenv("WORKBOOK_MODEL_DIR", str(broken))
+    with pytest.raises(ModelSetupError, match="delete that folder"):
+        load_base_model(None, "fp32")
+
+
+@pytest.mark.parametrize("path, message", [("./no/such/model", "No model folder at"), ("/tmp", "no config.json")])
+def test_a_local_path_is_reported_as_a_path_not_a_hub_id(path, message):
+    with pytest.raises(ModelSetupError, match=message):
+        load_tokenizer(path)
 
 
 def test_cuda_request_without_gpu_fails_clearly():
