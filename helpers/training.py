@@ -227,12 +227,31 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
     return trainer
 
 
+CHECKPOINT_FILES = ("trainer_state.json", "adapter_model.safetensors", "optimizer.pt", "scheduler.pt")
+
+
+def checkpoints_in(output_dir: str | os.PathLike) -> list[Path]:
+    """checkpoint-N folders of a training run, oldest first."""
+    folder = Path(output_dir)
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest checkpoint that holds every file a resume needs; a newer, incomplete one (a run killed
+    while saving) is skipped with a notice instead of crashing the resume."""
+    for checkpoint in reversed(checkpoints_in(output_dir)):
+        missing = [name for name in CHECKPOINT_FILES if not (checkpoint / name).is_file()]
+        if not missing:
+            return str(checkpoint)
+        print(f"note: {checkpoint.name} is incomplete (missing {', '.join(missing)}): skipped")
+    return None
+
+
 def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
           resume: bool = False, data=None, record_shards: bool = False,
           extra_provenance: dict | None = None) -> TrainResult:
     """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     from helpers.profiles import check_device
 
     config = validate_config(config or config_for(profile))
@@ -240,9 +259,12 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
     trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
     train_set, val_set = trainer.train_dataset, trainer.eval_dataset
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
+    checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
-        print(f"no checkpoint in {output_dir}: starting from scratch")
+        print(f"no complete checkpoint in {output_dir}: starting from scratch")
+    elif not resume and checkpoints_in(output_dir):
+        print(f"note: {output_dir} holds {len(checkpoints_in(output_dir))} checkpoint(s) from an earlier run; training "
+              "starts again from step 0 and will replace them. Pass --resume (resume=True) to continue instead.")
     if device.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()

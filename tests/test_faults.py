@@ -177,3 +177,19 @@ def test_the_training_command_line_refuses_bad_settings_before_loading(capsys):
         main(["--profile", "smoke", "--set", "grad_accum=0"])
     with pytest.raises(SystemExit, match="expected true or false"):
         main(["--profile", "smoke", "--set", "gradient_checkpointing=maybe"])
+
+
+# --- resuming -----------------------------------------------------------------------------------------
+
+def test_resume_skips_an_incomplete_newest_checkpoint(tmp_path, capsys):
+    from helpers.training import CHECKPOINT_FILES, checkpoints_in, last_complete_checkpoint
+
+    for step, files in ((2, CHECKPOINT_FILES), (10, CHECKPOINT_FILES), (12, CHECKPOINT_FILES[:1])):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text("x")
+    assert [p.name for p in checkpoints_in(tmp_path)] == ["checkpoint-2", "checkpoint-10", "checkpoint-12"]
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert "checkpoint-12 is incomplete" in capsys.readouterr().out
+    assert last_complete_checkpoint(tmp_path / "empty") is None
