@@ -286,6 +286,8 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
         "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
         "seconds": round(seconds, 1), "processes": trainer.args.world_size,
+        "resumed_from": checkpoint,  # with a resume, seconds count this run only; steps and losses are the whole run's
+        "global_step": trainer.state.global_step,
         "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2),
         **(extra_provenance or {}),
     }
