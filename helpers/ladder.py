@@ -139,8 +139,9 @@ def plot_ladder(rows: Sequence[dict], course: Sequence[tuple[str, float]] = COUR
     ax.errorbar([r["mae"] for r in rows], ys[: len(rows)],
                 xerr=[[r["mae"] - r["ci_low"] for r in rows], [r["ci_high"] - r["mae"] for r in rows]],
                 fmt="none", color="0.2", capsize=2, lw=1)
-    for y, v in zip(ys, values):
-        ax.text(v, y, f" ${v:,.2f}", va="center", fontsize=8)
+    right = [r["ci_high"] for r in rows] + [v for _, v in course]  # labels clear of the whiskers
+    for y, v, x in zip(ys, values, right):
+        ax.text(x, y, f" ${v:,.2f}", va="center", fontsize=8)
     ax.set_yticks(ys, labels, fontsize=8)
     if course:
         ax.axhline(ys[len(rows) - 1] - 0.5, color="0.5", lw=0.8, ls=":")

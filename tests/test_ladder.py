@@ -103,3 +103,11 @@ def test_score_decodings_refuses_an_unknown_decoding():
 
     with pytest.raises(ValueError, match="unknown decoding"):
         score_decodings(None, None, {"prompt": []}, fallback=1.0, label="x", profile="t", split="test", only=["beam"])
+
+
+def test_ladder_value_labels_sit_clear_of_the_whiskers():
+    row = evaluate([12, 50, 200, 900], ITEMS, "m", kind="fine-tuned").record()
+    rows = ladder_rows([row], [("ours", "m")])
+    ax = plot_ladder(rows, course=())
+    label = next(t for t in ax.texts if t.get_text().strip().startswith("$"))
+    assert label.get_position()[0] == pytest.approx(rows[0]["ci_high"])
