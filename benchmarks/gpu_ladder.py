@@ -102,17 +102,16 @@ def evaluate_stage(out: Path) -> None:
 
 
 def curve_stage(out: Path, sizes: list[int]) -> None:
-    from helpers.training import config_for, load_adapter, train
+    """QLoRA at each training size (LADDER_SET="r=64 alpha=128" overrides settings), scored on the same test items."""
+    import os
+
+    from helpers.training import config_for, load_adapter, parse_overrides, train
 
     data, _ = load_splits(PROFILE)
     fallback = train_median(data)
     path = out / "curve_qlora.json"
     points = json.loads(path.read_text()) if path.exists() else []
     for n in sizes:
-        import os
-
-        from helpers.training import parse_overrides
-
         overrides = parse_overrides(os.environ.get("LADDER_SET", "").split()) | {"n_train": n}
         config = config_for(PROFILE, eval_steps=max(10, n // 64 // 5), save_steps=max(10, n // 64 // 5), **overrides)
         result = train(PROFILE, config, Path(f"/tmp/curve/{n}"))

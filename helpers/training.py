@@ -339,27 +339,17 @@ def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: 
                      label: str = "QLoRA") -> list:
     """Score base + adapter on the test split three ways (greedy, expected price, median price); record them."""
     from helpers.data import load_splits
-    from helpers.evaluation import evaluate, record_result, train_median
-    from helpers.inference import predict_prices, price_distributions
+    from helpers.evaluation import record_result, train_median
+    from helpers.ladder import score_decodings
 
-    batch_size = batch_size or (64 if torch.cuda.is_available() else 8)
     data, _ = load_splits(profile)
     test = data["test"].select(range(min(n_items or profile.eval_items, len(data["test"]))))
     model, tokenizer = load_adapter(profile, adapter_dir)
     short = (profile.model_id or "SmolLM2-135M-Instruct").split("/")[-1]
-    common = {"kind": "fine-tuned", "dataset": profile.dataset, "profile": profile.name,
-              "fallback": train_median(data)}
-    started = time.perf_counter()
-    greedy, _ = predict_prices(model, tokenizer, test["prompt"], batch_size=batch_size)
-    greedy_s = time.perf_counter() - started
-    started = time.perf_counter()
-    dists = price_distributions(model, tokenizer, test["prompt"], batch_size=batch_size)
-    dist_s = time.perf_counter() - started
-    results = [
-        evaluate(greedy, test, f"{short} + {label} (greedy)", seconds=greedy_s, **common),
-        evaluate([d.expected for d in dists], test, f"{short} + {label} (expected price)", seconds=dist_s, **common),
-        evaluate([d.median for d in dists], test, f"{short} + {label} (median price)", seconds=dist_s, **common),
-    ]
+    scored = score_decodings(model, tokenizer, test, fallback=train_median(data), label=f"{short} + {label}",
+                             profile=profile.name, split="test", dataset=profile.dataset,
+                             batch_size=batch_size or (64 if torch.cuda.is_available() else 8))
+    results = [scored["greedy"], scored["expected price"], scored["median price"]]
     if record:
         for result in results:
             record_result(result, results_file)
