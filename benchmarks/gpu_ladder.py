@@ -5,6 +5,7 @@ Run on a CUDA machine from the repository root (benchmarks/gpu_run.sh sets the p
     python benchmarks/gpu_ladder.py train OUT          # train the gpu profile, write OUT/adapter (bf16)
     python benchmarks/gpu_ladder.py evaluate OUT       # decoding chosen on validation; test MAE; base model
     python benchmarks/gpu_ladder.py curve OUT 1000 4000 ...   # QLoRA at other training sizes, same test items
+    python benchmarks/gpu_ladder.py recheck OUT ADAPTER   # the adapter's test MAE with 4-bit compute in fp32 and bf16
 """
 
 from __future__ import annotations
@@ -126,6 +127,27 @@ def curve_stage(out: Path, sizes: list[int]) -> None:
         del model
 
 
+def recheck_stage(out: Path, adapter: Path) -> None:
+    """The shipped adapter's greedy test MAE on the ladder's items with the 4-bit layers computing in fp32 (what
+    CPUs do) and in bf16 (what the GPU run recorded): how much of a CPU/GPU gap is the compute dtype."""
+    import torch
+
+    from helpers.training import load_adapter
+
+    data, _ = load_splits(PROFILE)
+    test = data["test"].select(range(CPU_ITEMS))
+    rows = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        model, tokenizer = load_adapter(PROFILE, adapter, compute_dtype=dtype)
+        started = time.perf_counter()
+        scored = score_decodings(model, tokenizer, test, fallback=train_median(data), label=f"shipped ({name})",
+                                 profile="gpu", split="test", batch_size=64, progress=False, only=("greedy",))
+        rows[name] = scored["greedy"].record() | {"seconds": round(time.perf_counter() - started, 1)}
+        print(name, scored["greedy"].summary(), flush=True)
+        del model
+    (out / "recheck.json").write_text(json.dumps({"device": _device(), "items": CPU_ITEMS, "greedy": rows}, indent=2))
+
+
 if __name__ == "__main__":
     stage = sys.argv[1]
     if stage == "prepare":
@@ -136,5 +158,7 @@ if __name__ == "__main__":
         evaluate_stage(Path(sys.argv[2]))
     elif stage == "curve":
         curve_stage(Path(sys.argv[2]), [int(n) for n in sys.argv[3:]])
+    elif stage == "recheck":
+        recheck_stage(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
         raise SystemExit(__doc__)

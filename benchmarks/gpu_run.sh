@@ -3,6 +3,7 @@
 # Run from the repository root with the device image's python3, after the GGUF has been assembled:
 #   bash benchmarks/gpu_run.sh bench [recipes]   # training-efficiency benchmark (modes + recipes, or recipes only)
 #   bash benchmarks/gpu_run.sh train    # gpu-profile QLoRA run + test-split evaluation, base model too
+#   bash benchmarks/gpu_run.sh speed    # issue 19: the gpu profile's config against its speed variants
 #   bash benchmarks/gpu_run.sh extra    # benchmark variants: checkpointing, bigger batches, fused AdamW
 #   bash benchmarks/gpu_run.sh ddp      # 1 vs 2 GPUs (needs a 2-GPU machine)
 #   bash benchmarks/gpu_run.sh sweep LABEL --set NAME=VALUE ...   # one more configuration, evaluated
@@ -26,6 +27,11 @@ bench)
   [ "${2:-}" = recipes ] || $py -m helpers.benchmark modes --json "$out/benchmark_modes.json" 2>"$out/modes.stderr" | tee "$out/modes.txt"
   $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
       --json "$out/benchmark_recipes.json" 2>"$out/recipes.stderr" | tee "$out/recipes.txt"
+  ;;
+speed)  # the gpu profile against each speed setting, same examples: tokens/s, MFU, peak memory, validation loss
+  shift
+  $py -m helpers.benchmark speed --profile gpu --examples "${EXAMPLES:-8192}" --val 512 --json "$out/benchmark_speed.json" \
+      --plot "$out/speed.png" "$@" 2>"$out/speed.stderr" | grep -v "^{'" | tee "$out/speed.txt"
   ;;
 extra)  # memory-planner checks at other shapes, and the variants that are not the same training run
   $py -m helpers.benchmark modes --batch 8 --seq 512 --checkpointing --json "$out/benchmark_modes_ckpt.json" \

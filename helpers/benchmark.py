@@ -4,6 +4,7 @@ Two benchmarks, one command line (prints a table, writes JSON):
 
     python -m helpers.benchmark modes   [--batch 32 --seq 128 --steps 20]   # full FT vs LoRA vs QLoRA
     python -m helpers.benchmark recipes [--examples 2048]                 # plain SFT recipe vs the workbook's
+    python -m helpers.benchmark speed --profile gpu [--examples 8192]     # the profile's config vs speed settings
 
 `modes` runs a plain training loop on packed rows of real catalog text (every token is real, so tokens/s
 means the same for every mode). `recipes` runs the same SFTTrainer twice on the same examples with the
@@ -241,13 +242,57 @@ def bench_recipe(name: str, config, profile, output_dir: Path, data=None) -> Ben
         mfu=(fpt * tokens / seconds / peak) if peak else None, loss=val_loss,
         settings={k: v for k, v in asdict(config).items()
                   if k in ("max_length", "pad_to_multiple_of", "group_by_length", "gradient_checkpointing",
-                           "batch_size", "grad_accum", "n_train", "n_val", "epochs", "max_steps")},
+                           "batch_size", "grad_accum", "n_train", "n_val", "epochs", "max_steps", "quantization",
+                           "padding_free", "learning_rate", "dropout", "torch_compile", "optimizer")},
     )
     del trainer, model
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
     return result
+
+
+def speed_configs(base) -> dict[str, object]:
+    """The profile's own config and variants that change only how fast it trains (issue 19), one reason each.
+
+    Every variant sees the same examples; the 4x-batch ones take 4x fewer optimizer steps, so their learning rate
+    is doubled (square-root scaling) and their validation loss says whether that was enough.
+    """
+    big = {"batch_size": 4 * base.batch_size, "learning_rate": 2 * base.learning_rate}
+    variants = {
+        "profile as it is": {},
+        # no pad tokens: every token computed is a real one (the price examples vary from ~60 to ~160 tokens)
+        "padding-free": {"padding_free": True},
+        # a 135M base fits in 0.27 GB as bf16: no 4-bit dequantisation inside every matmul
+        "LoRA on a bf16 base": {"quantization": "bf16"},
+        "bf16 base, padding-free": {"quantization": "bf16", "padding_free": True},
+        # a small model is launch-bound: 4x the tokens per kernel launch
+        "4x batch, lr x2": big,
+        "bf16 base, padding-free, 4x batch, lr x2": {"quantization": "bf16", "padding_free": True, **big},
+        # fewer kernels per step: no dropout mask on every adapter input
+        "bf16 base, padding-free, 4x batch, lr x2, no dropout": {"quantization": "bf16", "padding_free": True,
+                                                                 "dropout": 0.0, **big},
+        "bf16 base, padding-free, 4x batch, lr x2, torch.compile": {"quantization": "bf16", "padding_free": True,
+                                                                    "torch_compile": True, **big},
+    }
+    return {name: replace(base, **overrides) for name, overrides in variants.items()}
+
+
+def plot_speed(results: list[BenchResult], ax=None):
+    """Tokens/s per configuration (bars) with its validation loss written on each bar."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 0.5 * len(results) + 1.2))[1]
+    names = [r.name for r in results][::-1]
+    speeds = [r.tokens_per_s for r in results][::-1]
+    bars = ax.barh(names, speeds, color="tab:blue")
+    for bar, r in zip(bars, results[::-1]):
+        mfu = f", MFU {r.mfu:.1%}" if r.mfu is not None else ""
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {r.tokens_per_s:,.0f} tok/s, val loss "
+                f"{r.loss:.3f}{mfu}", va="center", fontsize=8)
+    ax.set(xlabel="training tokens per second (real tokens)", title=f"training speed on {results[0].device}")
+    ax.set_xlim(0, max(speeds) * 1.6)
+    return ax
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,7 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     recipes.add_argument("--batch", type=int, default=32)
     recipes.add_argument("--only", nargs="+", help="recipe names to run (default: all)")
     recipes.add_argument("--extra", action="store_true", help="also the fused-AdamW and 4x-batch variants")
-    for p in (modes, recipes):
+    speed = sub.add_parser("speed", help="the profile's config against its speed variants, same examples")
+    speed.add_argument("--profile", default="gpu" if torch.cuda.is_available() else "default")
+    speed.add_argument("--examples", type=int, default=8192)
+    speed.add_argument("--val", type=int, default=512)
+    speed.add_argument("--only", nargs="+", help="variant names to run (default: all)")
+    speed.add_argument("--plot", type=Path, help="also save the bar chart here (PNG)")
+    for p in (modes, recipes, speed):
         p.add_argument("--json", type=Path, help="where to write the results (default: outputs/<profile>/benchmark_*.json)")
     args = parser.parse_args(argv)
 
@@ -304,6 +355,27 @@ def main(argv: list[str] | None = None) -> int:
         results = [bench_mode(m, args.batch, args.seq, args.steps, args.warmup, args.r,
                               gradient_checkpointing=args.checkpointing) for m in args.modes]
         default_json = outputs_dir("gpu" if torch.cuda.is_available() else "smoke") / "benchmark_modes.json"
+    elif args.what == "speed":
+        profile = get_profile(args.profile)
+        base = replace(config_for(profile), n_train=args.examples, n_val=args.val, epochs=1, max_steps=-1)
+        configs = {k: v for k, v in speed_configs(base).items() if not args.only or k in args.only}
+        if torch.cuda.is_available():  # the first run in a process pays for CUDA and kernel start-up: not timed
+            bench_recipe("warm-up", replace(base, n_train=3 * base.batch_size, n_val=base.batch_size), profile,
+                         outputs_dir(profile.name, "benchmark", "warm-up"))
+        results = []
+        for name, config in configs.items():
+            try:
+                results.append(bench_recipe(name, config, profile, outputs_dir(profile.name, "benchmark", "speed")))
+            except Exception as error:  # a variant the stack cannot run is reported, the others still run
+                print(f"{name}: failed: {type(error).__name__}: {str(error)[:300]}")
+            else:
+                print(table(results[-1:]).splitlines()[-1], flush=True)
+        default_json = outputs_dir(profile.name) / "benchmark_speed.json"
+        if args.plot and results:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            plot_speed(results).figure.savefig(args.plot, dpi=110, bbox_inches="tight")
     else:
         profile = get_profile(args.profile)
         base = replace(config_for(profile), n_train=args.examples, n_val=args.val, batch_size=args.batch,

@@ -52,6 +52,8 @@ class TrainConfig:
     group_by_length: bool = True  # batches of similar length, so little compute is spent on padding
     gradient_checkpointing: bool | None = None  # recompute activations in backward: less memory, slower (None: CUDA)
     pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
+    padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
+    torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
     fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
 
 
@@ -177,8 +179,10 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=config.logging_steps,
-        max_length=config.max_length,
+        max_length=None if config.padding_free else config.max_length,  # trl cuts nothing when padding-free
         pad_to_multiple_of=config.pad_to_multiple_of,
+        padding_free=config.padding_free,
+        torch_compile=config.torch_compile,
         bf16=cuda and bf16,
         fp16=cuda and not bf16,
         use_cpu=not cuda,
@@ -220,6 +224,12 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
                        checkpoints=checkpoints)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
                          processing_class=tokenizer)
+    if config.padding_free:  # trl does not cut examples in padding-free mode: check they fit, instead of cutting
+        longest = max(len(ids) for split in (trainer.train_dataset, trainer.eval_dataset) for ids in split["input_ids"])
+        if longest > config.max_length:
+            raise ConfigError(f"padding_free=True: an example has {longest} tokens, more than max_length="
+                              f"{config.max_length}, and padding-free batches are not cut. Raise max_length or set "
+                              "padding_free=false.")
     if record_shards:
         from helpers.distributed import shard_recorder
 
@@ -296,7 +306,7 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
 
 
 def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization: str | None = None,
-                 same_kernels_as_training: bool = True):
+                 same_kernels_as_training: bool = True, compute_dtype: torch.dtype | None = None):
     """Base model (4-bit by default) + a saved adapter, ready for inference.
 
     same_kernels_as_training keeps bitsandbytes' CPU bf16 inference repack off, so the reloaded model
@@ -309,7 +319,7 @@ def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization:
 
     info = json.loads((Path(adapter_dir) / "workbook_training.json").read_text())
     quantization = quantization or info["config"]["quantization"]
-    loaded = load_base_model(profile.model_id, quantization=quantization)
+    loaded = load_base_model(profile.model_id, quantization=quantization, compute_dtype=compute_dtype)
     if same_kernels_as_training and quantization in ("nf4", "nf4-dq", "fp4"):
         guard_bnb_cpu_training(loaded.model)
     model = PeftModel.from_pretrained(loaded.model, str(adapter_dir)).eval()

@@ -82,3 +82,68 @@ def test_command_line_writes_json(embedded_dir, tmp_path, capsys):
     assert [r["name"] for r in rows] == ["qlora-nf4"] and rows[0]["tokens"] == 8
     assert BenchResult(**rows[0]).settings["r"] == 2
     assert "| qlora-nf4 |" in capsys.readouterr().out
+
+
+def test_padding_free_batch_gives_the_same_loss_as_a_padded_one(embedded_dir):
+    """Laid end to end, examples must still not attend to each other: transformers builds the per-example causal
+    mask from the position ids. If it did not, the padding-free loss would differ from the padded one. It does so
+    only without a KV cache (measured: with one, examples see each other and the loss drops from 4.71 to 3.55);
+    trl's SFTTrainer passes use_cache=False, as this test does."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
+    model = AutoModelForCausalLM.from_pretrained(embedded_dir, dtype=torch.float32).eval()
+    examples = []
+    for prompt, price in [("How much does a 12-pack of AA batteries cost?", "Price is $14.99"),
+                          ("Estimate the price: stainless steel 5-quart stand mixer, 800 W", "Price is $249.00"),
+                          ("Price of a cable?", "Price is $7")]:
+        p = tokenizer(prompt)["input_ids"]
+        c = tokenizer(price)["input_ids"]
+        examples.append({"input_ids": p + c, "labels": [-100] * len(p) + c})  # loss on the price only
+    losses = {}
+    for padding_free in (False, True):
+        collate = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=padding_free)
+        batch = collate(examples)
+        if padding_free:
+            assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch  # one row, no padding
+        with torch.no_grad():
+            losses[padding_free] = float(model(**batch, use_cache=False).loss)
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_speed_variants_change_only_speed_settings(tmp_path, embedded_dir):
+    from helpers.benchmark import plot_speed, speed_configs
+    from helpers.profiles import get_profile
+    from helpers.training import config_for
+
+    profile = get_profile("smoke")
+    base = replace(config_for(profile), n_train=8, n_val=4, batch_size=4, max_steps=-1, epochs=1)
+    configs = speed_configs(base)
+    assert configs["profile as it is"] == base
+    learned = ("target_modules", "r", "alpha", "epochs", "n_train", "n_val", "seed", "max_length")
+    for name, config in configs.items():
+        assert all(getattr(config, k) == getattr(base, k) for k in learned), name
+        if config.batch_size != base.batch_size:  # fewer steps: the learning rate follows the batch
+            assert config.learning_rate == base.learning_rate * (config.batch_size / base.batch_size) ** 0.5
+    out = tmp_path / "speed.json"
+    assert main(["speed", "--profile", "smoke", "--examples", "8", "--val", "4", "--only", "profile as it is",
+                 "padding-free", "--json", str(out), "--plot", str(tmp_path / "speed.png")]) == 0
+    rows = [BenchResult(**r) for r in json.loads(out.read_text())]
+    assert [r.name for r in rows] == ["profile as it is", "padding-free"]
+    assert rows[0].tokens == rows[1].tokens  # the same real tokens, with and without padding
+    assert rows[1].settings["padding_free"] and not rows[0].settings["padding_free"]
+    assert abs(rows[0].loss - rows[1].loss) < 0.02
+    assert (tmp_path / "speed.png").stat().st_size > 5000
+    assert plot_speed(rows).get_title().startswith("training speed on")
+
+
+def test_padding_free_refuses_examples_longer_than_max_length(embedded_dir, tmp_path):
+    from helpers.profiles import get_profile
+    from helpers.training import ConfigError, config_for, make_trainer
+
+    profile = get_profile("smoke")
+    config = replace(config_for(profile), padding_free=True, max_length=24)
+    with pytest.raises(ConfigError, match="padding_free=True: an example has"):
+        make_trainer(profile, config, tmp_path, evaluate=False)
