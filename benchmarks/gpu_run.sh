@@ -31,7 +31,7 @@ bench)
 speed)  # the gpu profile against each speed setting, same examples: tokens/s, MFU, peak memory, validation loss
   shift
   $py -m helpers.benchmark speed --profile gpu --examples "${EXAMPLES:-8192}" --val 512 --json "$out/benchmark_speed.json" \
-      --plot "$out/speed.png" "$@" 2>"$out/speed.stderr" | grep -v "^{'" | tee "$out/speed.txt"
+      --plot "$out/speed.png" "$@" 2>"$out/speed.stderr" | grep --line-buffered -v "^{'" | tee "$out/speed.txt"
   ;;
 extra)  # memory-planner checks at other shapes, and the variants that are not the same training run
   $py -m helpers.benchmark modes --batch 8 --seq 512 --checkpointing --json "$out/benchmark_modes_ckpt.json" \

@@ -273,8 +273,9 @@ def speed_configs(base) -> dict[str, object]:
         "bf16 base, 4x batch, lr x2, checkpointing": {**bf16, **big, "gradient_checkpointing": True},
         # fewer kernels per step: no dropout mask on every adapter input
         "bf16 base, 4x batch, lr x2, no dropout": {**bf16, **big, "dropout": 0.0},
-        "bf16 base, 4x batch, lr x2, torch.compile": {**bf16, **big, "torch_compile": True},
     }
+    # measured and left out: torch.compile on the bf16-base LoRA model took 209 s for its first step on the H100
+    # (recompiling per adapter module) and did not finish 32 steps in 5 minutes
     return {name: replace(base, **overrides) for name, overrides in variants.items()}
 
 
@@ -370,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: failed: {type(error).__name__}: {str(error)[:300]}")
             else:
                 print(table(results[-1:]).splitlines()[-1], flush=True)
+                write_json(results, args.json or outputs_dir(profile.name) / "benchmark_speed.json")  # kept if cut short
         default_json = outputs_dir(profile.name) / "benchmark_speed.json"
         if args.plot and results:
             import matplotlib
