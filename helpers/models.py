@@ -267,6 +267,9 @@ def load_base_model(
             (torch.bfloat16 if native_bf16() else torch.float16) if device == "cuda" else torch.float32
         )
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(quantization, compute_dtype)
+    if quantization == "bf16" and device == "cuda" and not native_bf16():  # a T4: bf16 would be emulated
+        print("note: this GPU has no native bf16 (compute capability < 8.0): the base is loaded in fp16 instead")
+        dtype = torch.float16
     if quantization == "fp32":
         dtype = torch.float32
     source = resolve_model(model_id)

@@ -50,7 +50,7 @@ class TrainConfig:
     seed: int = 42  # data order and adapter initialisation
     # --- speed settings: they change how fast and in how much memory, not what is learned ---
     group_by_length: bool = True  # batches of similar length, so little compute is spent on padding
-    gradient_checkpointing: bool | None = None  # recompute activations in backward: less memory, slower (None: CUDA)
+    gradient_checkpointing: bool | None = None  # recompute activations in backward: less memory, slower (None: on a GPU where the planner says it would not fit in 80% of memory without)
     pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
     padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
     torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
@@ -65,12 +65,15 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
     # q/k/v/o at r=16 and 2e-4 (benchmarks/results/h100-2026-11-22)
     "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, n_train=960, n_val=80,
                            batch_size=8, eval_steps=30, save_steps=30),
-    # on an H100 a 135M model is launch-bound: a bigger batch costs about the same time per step, and
-    # memory is plentiful (no checkpointing; fused AdamW was 22% faster than paged in the benchmark)
-    # (catalog v2) r=16 keeps the adapter at 9.8 MB in bf16, small enough to ship in the repository; one
-    # pass over 40,000 examples (the shipped catalog extended from its seed) instead of two over 20,000
-    "gpu": TrainConfig(target_modules=ALL_LINEAR, r=16, alpha=32, learning_rate=4e-4, batch_size=64, epochs=1,
-                       eval_steps=100, save_steps=100, gradient_checkpointing=False, optimizer="adamw_torch_fused"),
+    # r=16 keeps the adapter at 9.8 MB in bf16, small enough to ship; one pass over 40,000 examples. Speed
+    # (benchmarks/results/speed-h100-2026-11-23, issue 19): a 135M step is bound by the CPU launching ~7,000
+    # kernels (the GPU was busy 16% of it), so 4x the batch costs about the same time per step; the base fits
+    # in bf16 (0.27 GB), so no 4-bit dequantisation; no adapter dropout (fewer kernels, no loss cost measured).
+    # 16,044 -> 70,311 tokens/s, validation loss 0.945 -> 0.961 after 8,192 examples; peak 14.6 -> 39.2 GiB,
+    # so on a smaller GPU checkpointing switches on by itself (45,574 tokens/s at 3.8 GiB).
+    "gpu": TrainConfig(target_modules=ALL_LINEAR, r=16, alpha=32, quantization="bf16", dropout=0.0,
+                       learning_rate=8e-4, batch_size=256, epochs=1, eval_steps=25, save_steps=25,
+                       optimizer="adamw_torch_fused"),
     # Llama 3.1 8B through SFTTrainer (QLoRA r=32, seq 256, checkpointing) peaked at 12.1 GiB with batch 1 and
     # 51.6 GiB with batch 16: a T4 (15 GiB) fits batch 1 only, so the effective batch of 16 comes from
     # accumulation. Raise batch_size on a larger GPU (README: GPU table).
@@ -94,6 +97,25 @@ def config_for(profile: Profile, **overrides) -> TrainConfig:
     return validate_config(replace(config, **overrides) if overrides else config)
 
 
+def decide_checkpointing(config: TrainConfig, model_config, cuda: bool | None = None,
+                         gpu_bytes: int | None = None) -> bool:
+    """The setting if given; otherwise on a GPU only where the memory planner (trainer form, longest batch =
+    max_length) says the run would not fit in 80% of the GPU without it. Never on CPU: memory is plentiful
+    there and recomputation costs ~30% time."""
+    if config.gradient_checkpointing is not None:
+        return config.gradient_checkpointing
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if not cuda:
+        return False
+    from helpers.memory import CONTEXT_GIB, GIB, Architecture, estimate
+
+    method = "lora" if config.quantization in ("bf16", "fp16", "fp32") else "qlora"
+    planned = estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
+                       config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout)
+    gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
+    return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
+
+
 def build_model(profile: Profile, config: TrainConfig):
     """4-bit base + LoRA adapters, ready to train; the bitsandbytes CPU guard is applied on load."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -101,7 +123,7 @@ def build_model(profile: Profile, config: TrainConfig):
     from helpers.models import load_base_model
 
     loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp)
-    checkpointing = torch.cuda.is_available() if config.gradient_checkpointing is None else config.gradient_checkpointing
+    checkpointing = decide_checkpointing(config, loaded.model.config)
     model = loaded.model
     if config.quantization in ("nf4", "nf4-dq", "fp4", "int8"):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
@@ -148,7 +170,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
     if config.group_by_length:  # transformers 5 renamed the flag; older 5.x had group_by_length=True
         extra = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
                  else {"group_by_length": True})
-    checkpointing = cuda if config.gradient_checkpointing is None else config.gradient_checkpointing
+    checkpointing = bool(config.gradient_checkpointing)  # decided by make_trainer (decide_checkpointing)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # launched by accelerate / torchrun: data parallel
         extra["ddp_find_unused_parameters"] = False  # every adapter gets a gradient each step
         if not cuda:
@@ -220,6 +242,7 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
 
     torch.manual_seed(config.seed)
     model, tokenizer = build_model(profile, config)
+    config = replace(config, gradient_checkpointing=decide_checkpointing(config, model.config))
     args = _sft_config(config, output_dir, device.device == "cuda", device.bf16, evaluate=evaluate,
                        checkpoints=checkpoints)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,

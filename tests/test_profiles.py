@@ -56,3 +56,33 @@ def test_dtype_follows_compute_capability_not_is_bf16_supported(monkeypatch, nam
     info = detect_device()
     assert info.bf16 is bf16 and info.fp16 is (not bf16)
     assert info.compute_dtype == (torch.bfloat16 if bf16 else torch.float16)
+
+
+def test_a_bf16_base_loads_in_fp16_on_a_gpu_without_native_bf16(monkeypatch, embedded_dir):
+    """On a T4 (capability 7.5) quantization='bf16' would be emulated: the loader switches the base to fp16.
+    The GPU is faked up to the point where the model would move to it."""
+    import torch
+
+    import helpers.models as models
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_from_pretrained(source, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (7, 5))
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
+    with pytest.raises(Stop):
+        models.load_base_model(quantization="bf16")
+    assert seen["dtype"] == torch.float16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (8, 9))  # an L4: bf16 stays
+    with pytest.raises(Stop):
+        models.load_base_model(quantization="bf16")
+    assert seen["dtype"] == torch.bfloat16

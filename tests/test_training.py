@@ -118,3 +118,26 @@ def test_fsdp_is_refused_on_cpu_and_stores_4bit_weights_in_the_model_dtype(tmp_p
     with pytest.raises(ValueError, match="fsdp=True needs CUDA GPUs"):
         _sft_config(TrainConfig(fsdp=True), tmp_path, cuda=False, bf16=False)
     assert _sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).fsdp in ("", [], None, False)
+
+
+def test_checkpointing_is_decided_by_the_planner_on_a_gpu_and_never_on_cpu(embedded_dir):
+    """gpu profile (bf16 base, batch 256): ~55 GiB planned without checkpointing at max_length 256, so an 80 GB
+    H100 trains without it and a 16 GB T4 or 24 GB L4 with it; an explicit setting always wins."""
+    from dataclasses import replace
+
+    from transformers import AutoConfig
+
+    from helpers.profiles import get_profile
+    from helpers.training import config_for, decide_checkpointing
+
+    model_config = AutoConfig.from_pretrained(str(embedded_dir))
+    gpu = config_for(get_profile("gpu"))
+    assert gpu.gradient_checkpointing is None
+    assert decide_checkpointing(gpu, model_config, cuda=True, gpu_bytes=80 * 2**30) is False
+    assert decide_checkpointing(gpu, model_config, cuda=True, gpu_bytes=24 * 2**30) is True
+    assert decide_checkpointing(gpu, model_config, cuda=True, gpu_bytes=16 * 2**30) is True
+    assert decide_checkpointing(gpu, model_config, cuda=False) is False
+    assert decide_checkpointing(replace(gpu, gradient_checkpointing=False), model_config, cuda=True,
+                                gpu_bytes=16 * 2**30) is False
+    small = replace(gpu, batch_size=8)  # a small batch fits a T4 without recomputation
+    assert decide_checkpointing(small, model_config, cuda=True, gpu_bytes=16 * 2**30) is False
