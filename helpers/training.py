@@ -55,6 +55,7 @@ class TrainConfig:
     padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
     torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
     fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
+    report_to: str = "none"  # where the Trainer also sends its logs: none, tensorboard or wandb (needs its package)
 
 
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
@@ -147,6 +148,18 @@ class TrainResult:
     train_tokens: int = 0
     model: object = field(default=None, repr=False)  # the trained PeftModel (best checkpoint), in memory
     peak_rss_gb: float | None = None  # the process's peak resident memory so far (CPU runs: what training took)
+    tokens_this_run: int = 0  # after a resume: the tokens trained by this process only (train_tokens is the whole run)
+
+
+def tokens_trained(log_history: list[dict], resumed_step: int = 0) -> tuple[int, int]:
+    """(tokens over the whole run, tokens of this run). trl's token counter starts from 0 in every process, so
+    after a resume the history holds the checkpoint's count up to its step and this run's count after it:
+    they add up. (Tokens between the last log before the checkpoint and the checkpoint itself are not in the
+    history; log every step, or at a divisor of save_steps, to count them all.)"""
+    counts = [(e.get("step", 0), float(e["num_tokens"])) for e in log_history if "num_tokens" in e]
+    before = max((n for step, n in counts if step <= resumed_step), default=0.0)
+    now = max((n for step, n in counts if step > resumed_step), default=0.0)
+    return int(before + now), int(now)
 
 
 def peak_rss_gb() -> float | None:
@@ -209,7 +222,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         fp16=cuda and not bf16,
         use_cpu=not cuda,
         gradient_checkpointing=checkpointing,  # on CPU memory is plentiful and recomputation costs ~30% time
-        report_to="none",
+        report_to=config.report_to,
         seed=config.seed,
         dataloader_num_workers=0,
         disable_tqdm=False,
@@ -304,11 +317,12 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     adapter_dir = output_dir / "adapter"
-    tokens = int(max((float(e["num_tokens"]) for e in trainer.state.log_history if "num_tokens" in e), default=0))
+    resumed_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
+    tokens, tokens_now = tokens_trained(trainer.state.log_history, resumed_step)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.device == "cuda" else None
     result = TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
                          trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model,
-                         peak_rss_gb())
+                         peak_rss_gb(), tokens_now)
     # every process calls it (under FSDP the adapter is gathered first); only the first one writes: the
     # adapter (PeftModel.save_pretrained, never the base weights) and the tokenizer
     trainer.save_model(str(adapter_dir))
@@ -319,8 +333,8 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
         "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
         "seconds": round(seconds, 1), "processes": trainer.args.world_size,
-        "resumed_from": checkpoint,  # with a resume, seconds count this run only; steps and losses are the whole run's
-        "global_step": trainer.state.global_step,
+        "resumed_from": checkpoint,  # with a resume, seconds count this run only; steps, losses, tokens the whole run's
+        "global_step": trainer.state.global_step, "train_tokens": tokens, "tokens_this_run": tokens_now,
         "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2),
         **(extra_provenance or {}),
     }
@@ -389,6 +403,26 @@ def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: 
     return results
 
 
+def push_adapter(adapter_dir: str | os.PathLike, repo_id: str, private: bool = True, token: str | None = None) -> str:
+    """Upload a saved adapter folder (weights, config, provenance; never the base model) to the Hugging Face hub.
+
+    Off unless called. The token comes from `hf auth login`, Colab's HF_TOKEN secret or `token`; it is never
+    printed. Returns the repository's URL."""
+    from huggingface_hub import HfApi
+
+    folder = Path(adapter_dir)
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise FileNotFoundError(f"{folder} holds no adapter_model.safetensors: pass the adapter folder that training "
+                                "saved (outputs/<profile>/training/adapter)")
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                      commit_message="adapter from the fine-tuning workbook",
+                      allow_patterns=["adapter_*", "workbook_training.json", "README.md", "tokenizer*",
+                                      "special_tokens_map.json", "chat_template.jinja"])
+    return str(url)
+
+
 class ConfigError(ValueError):
     """A training setting of the wrong type or out of range: found before any model is loaded."""
 
@@ -410,6 +444,7 @@ _RANGES = {  # name -> (check, what is allowed)
     "warmup_ratio": (lambda v: 0 <= v < 1, "between 0 and 1 (1 excluded)"),
     "pad_to_multiple_of": (lambda v: v is None or v >= 1, "an integer >= 1, or none"),
     "target_modules": (lambda v: len(v) >= 1, "one or more module names, comma-separated"),
+    "report_to": (lambda v: v in ("none", "tensorboard", "wandb"), "one of none, tensorboard, wandb"),
 }
 
 
@@ -524,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
               f"train time: {result.seconds:.0f} s, {result.train_tokens:,} tokens "
-              f"({result.train_tokens / result.seconds:,.0f} tokens/s)"
+              f"({result.tokens_this_run / result.seconds:,.0f} tokens/s)"
               + (f", peak GPU memory {result.peak_memory_gb:.2f} GiB" if result.peak_memory_gb is not None else "")
               + (f", peak process memory {result.peak_rss_gb:.2f} GiB" if result.peak_rss_gb else ""))
         del result

@@ -3,6 +3,8 @@
 import json
 import re
 
+import pytest
+
 from helpers.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -35,3 +37,35 @@ def test_install_cell_installs_only_what_colab_lacks_without_dependencies():
     pinned = dict(re.findall(r"^([\w-]+)==(\S+)", (REPO_ROOT / "requirements.txt").read_text(), re.M))
     for name, version in pins.items():  # the same versions the tests run with
         assert pinned.get(name, version) == version, name
+
+
+def test_badges_and_clone_urls_follow_the_one_repository_setting(tmp_path, monkeypatch):
+    import shutil
+
+    import helpers.repository as repo
+
+    assert repo.check() == [], "run: python -m helpers.repository set OWNER/NAME"
+    # a fork: one command rewrites every badge and clone URL, and the README
+    for path in NOTEBOOKS[:2]:
+        shutil.copy(path, tmp_path / path.name)
+    shutil.copy(REPO_ROOT / "README.md", tmp_path / "README.md")
+    (tmp_path / "repository.txt").write_text(repo.repository() + "\n")
+    monkeypatch.setattr(repo, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(repo, "SETTING", tmp_path / "repository.txt")
+    monkeypatch.setattr(repo, "README", tmp_path / "README.md")
+    assert repo.main(["set", "someone/my-fork"]) == 0
+    assert repo.repository() == "someone/my-fork" and repo.check() == []
+    text = (tmp_path / NOTEBOOKS[0].name).read_text()
+    assert "github/someone/my-fork/blob/main/notebooks/" in text and "github.com/someone/my-fork" in text
+    with pytest.raises(SystemExit, match="owner/name"):
+        repo.set_repository("not a repo")
+
+
+def test_notebooks_that_train_or_generate_ask_colab_for_a_gpu():
+    """Colab opens a notebook on the runtime its metadata names: 05-09 load, train or score the LLM (a GPU
+    makes them minutes instead of tens of minutes); 00-04 run on any runtime."""
+    for path in NOTEBOOKS:
+        meta = json.loads(path.read_text())["metadata"]
+        wants_gpu = int(path.name[:2]) >= 5
+        assert (meta.get("accelerator") == "GPU") == wants_gpu, path.name
+        assert (meta.get("colab", {}).get("gpuType") == "T4") == wants_gpu, path.name

@@ -38,6 +38,12 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
     steps = [e["step"] for e in resumed.log_history if "loss" in e]
     assert steps == [1, 2, 3]  # steps 1-2 come from the checkpoint's history, only step 3 was trained now
     assert (tmp_path / "run" / "checkpoint-3").is_dir()
+    # tokens add up across the resume (trl's counter restarts at 0 in the new process)
+    step3 = [e["num_tokens"] for e in resumed.log_history if e.get("step") == 3 and "num_tokens" in e][0]
+    assert resumed.tokens_this_run == step3 < first.train_tokens
+    assert resumed.train_tokens == first.train_tokens + step3
+    info = json.loads((adapter / "workbook_training.json").read_text())
+    assert info["train_tokens"] == resumed.train_tokens and info["resumed_from"].endswith("checkpoint-2")
 
     # round trip: base + saved adapter predicts what the trained model in memory predicts
     trained = resumed.model.eval()
@@ -141,3 +147,39 @@ def test_checkpointing_is_decided_by_the_planner_on_a_gpu_and_never_on_cpu(embed
                                 gpu_bytes=16 * 2**30) is False
     small = replace(gpu, batch_size=8)  # a small batch fits a T4 without recomputation
     assert decide_checkpointing(small, model_config, cuda=True, gpu_bytes=16 * 2**30) is False
+
+
+def test_push_adapter_uploads_only_the_adapter_without_network(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from helpers.training import push_adapter
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, **kw):
+            calls.append(("create", repo_id, kw["private"]))
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, **kw):
+            calls.append(("upload", kw["repo_id"], tuple(kw["allow_patterns"])))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    with pytest.raises(FileNotFoundError, match="no adapter_model.safetensors"):
+        push_adapter(tmp_path, "me/price-adapter")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"x")
+    assert push_adapter(tmp_path, "me/price-adapter", token="hf_secret") == "https://huggingface.co/me/price-adapter"
+    assert ("create", "me/price-adapter", True) in calls  # private by default
+    upload = [c for c in calls if c[0] == "upload"][0]
+    assert "adapter_*" in upload[2] and not any("model.safetensors" == p for p in upload[2])
+
+
+def test_report_to_is_checked_and_passed_to_the_trainer(tmp_path):
+    from helpers.training import ConfigError, _sft_config, parse_overrides, validate_config
+
+    assert _sft_config(TrainConfig(report_to="tensorboard"), tmp_path, cuda=False, bf16=False).report_to == ["tensorboard"]
+    with pytest.raises(ConfigError, match="report_to='mlflow': must be one of none, tensorboard, wandb"):
+        validate_config(TrainConfig(**parse_overrides(["report_to=mlflow"])))
