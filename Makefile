@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= default
 STAMP := $(VENV)/.workbook-installed
 
-.PHONY: setup model test run lab lint clean help
+.PHONY: setup model test test-colab run lab lint jupyter clean help
 MAIN := 00 01 02 03 04 05 06 07
 LAB := 08 09
 
@@ -17,6 +17,8 @@ help:
 	@echo "make run    execute notebooks 00-07 in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
 	@echo "make lab    execute the side notebooks ($(LAB)): hyperparameter lab, chat fine-tuning"
 	@echo "make lint   ruff over helpers/ and tests/"
+	@echo "make test-colab  the smoke notebooks on Colab's package versions (Python 3.13; builds .venv-colab)"
+	@echo "make jupyter     JupyterLab on the workbook's environment, kernel 'finetuning-workbook'"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +44,13 @@ run: model
 
 lab: model
 	$(if $(filter course,$(PROFILE)),,HF_HUB_OFFLINE=1) WORKBOOK_PROFILE=$(PROFILE) $(PY) -m helpers.run_notebooks --profile $(PROFILE) --only $(LAB)
+
+test-colab: model
+	bash scripts/colab_stack.sh
+
+jupyter: model
+	$(PY) -m ipykernel install --user --name finetuning-workbook --display-name "Python (finetuning-workbook)"
+	$(if $(filter course,$(PROFILE)),,HF_HUB_OFFLINE=1) WORKBOOK_PROFILE=$(PROFILE) $(VENV)/bin/jupyter lab notebooks/
 
 lint: setup
 	$(PY) -m ruff check helpers tests
