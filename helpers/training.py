@@ -294,6 +294,19 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def resume_plan(output_dir: str | os.PathLike, resume: bool) -> tuple[str | None, str | None]:
+    """(the checkpoint to resume from, a notice to print). Without resume, existing checkpoints get a notice
+    instead of being replaced silently; with it, the newest complete checkpoint is used."""
+    if resume:
+        checkpoint = last_complete_checkpoint(output_dir)
+        return checkpoint, None if checkpoint else f"no complete checkpoint in {output_dir}: starting from scratch"
+    found = checkpoints_in(output_dir)
+    if found:
+        return None, (f"note: {output_dir} holds {len(found)} checkpoint(s) from an earlier run; training starts again "
+                      "from step 0 and will replace them. Pass --resume (resume=True) to continue instead.")
+    return None, None
+
+
 def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
           resume: bool = False, data=None, record_shards: bool = False,
           extra_provenance: dict | None = None) -> TrainResult:
@@ -305,12 +318,9 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
     trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
     train_set, val_set = trainer.train_dataset, trainer.eval_dataset
-    checkpoint = last_complete_checkpoint(output_dir) if resume else None
-    if resume and checkpoint is None:
-        print(f"no complete checkpoint in {output_dir}: starting from scratch")
-    elif not resume and checkpoints_in(output_dir):
-        print(f"note: {output_dir} holds {len(checkpoints_in(output_dir))} checkpoint(s) from an earlier run; training "
-              "starts again from step 0 and will replace them. Pass --resume (resume=True) to continue instead.")
+    checkpoint, notice = resume_plan(output_dir, resume)
+    if notice:
+        print(notice)
     if device.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
