@@ -183,3 +183,32 @@ def test_report_to_is_checked_and_passed_to_the_trainer(tmp_path):
     assert _sft_config(TrainConfig(report_to="tensorboard"), tmp_path, cuda=False, bf16=False).report_to == ["tensorboard"]
     with pytest.raises(ConfigError, match="report_to='mlflow': must be one of none, tensorboard, wandb"):
         validate_config(TrainConfig(**parse_overrides(["report_to=mlflow"])))
+
+
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, embedded_dir):
+    """Stop a 3-step run after step 1, resume it, and compare with the same run uninterrupted. Before the fix the
+    resumed adapters trained on in fp32 (peft's checkpoint load upcasts what trl had cast to bf16) and ended
+    0.26% away; now every adapter weight is equal."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from helpers.training import make_trainer
+
+    class StopAfterFirstStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step >= 1
+
+    profile = get_profile("smoke")
+    config = replace(TINY, max_steps=3)
+    make_trainer(profile, config, tmp_path / "whole").train()
+    stopped = make_trainer(profile, config, tmp_path / "cut")
+    stopped.add_callback(StopAfterFirstStep())
+    stopped.train()
+    assert not (tmp_path / "cut" / "checkpoint-2").exists()  # it really stopped
+    resumed = make_trainer(profile, config, tmp_path / "cut")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-1"))
+    a = load_file(str(tmp_path / "whole" / "checkpoint-3" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "checkpoint-3" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
