@@ -61,12 +61,13 @@ class TrainConfig:
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(r=4, alpha=8, batch_size=4, n_train=16, n_val=8, max_steps=4, eval_steps=2, save_steps=2,
                          logging_steps=1),
-    # All linear layers at r=64 and a 4e-4 learning rate: on the H100 this cut the test MAE from $114 to $45
-    # against q/k/v/o at r=16 and 2e-4 (catalog v1, benchmarks/results/h100-2026-11-22). No adapter dropout:
-    # on 2 CPU cores it was 1.26x the tokens/s (88 -> 111, validation loss 0.968 -> 0.976 after 96 examples,
-    # benchmarks/results/speed-cpu-2026-11-23), so the same ~20 minutes buy 1,200 examples instead of 960.
-    "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, dropout=0.0, n_train=1200,
-                           n_val=80, batch_size=8, eval_steps=30, save_steps=30),
+    # ~110 training tokens/s on 2 CPU cores: 960 examples of ~124 tokens is about 20 minutes. All linear layers
+    # at r=64 and a 4e-4 learning rate: on the H100 this cut the test MAE from $114 to $45 against q/k/v/o at
+    # r=16 and 2e-4 (catalog v1, benchmarks/results/h100-2026-11-22). Measured, not yet adopted (notebooks
+    # 06-07 would need re-running): no adapter dropout gave 1.26x the tokens/s on 2 cores (88 -> 111,
+    # validation loss 0.968 -> 0.976 after 96 examples; benchmarks/results/speed-cpu-2026-11-23).
+    "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, n_train=960, n_val=80,
+                           batch_size=8, eval_steps=30, save_steps=30),
     # r=16 keeps the adapter at 9.8 MB in bf16, small enough to ship; one pass over 40,000 examples. Speed
     # (benchmarks/results/speed-h100-2026-11-23, issue 19): a 135M step is bound by the CPU launching ~7,000
     # kernels (the GPU was busy 16% of it), so 4x the batch costs about the same time per step; the base fits
