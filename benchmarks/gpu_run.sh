@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_run.sh speed    # issue 19: the gpu profile's config against its speed variants
 #   bash benchmarks/gpu_run.sh extra    # benchmark variants: checkpointing, bigger batches, fused AdamW
 #   bash benchmarks/gpu_run.sh ddp      # 1 vs 2 GPUs (needs a 2-GPU machine)
+#   bash benchmarks/gpu_run.sh fsdp [ONE|TWO|BOTH] [fsdp_emulate.py options]   # random 8B: 1 GPU, FSDP on 2
 #   bash benchmarks/gpu_run.sh sweep LABEL --set NAME=VALUE ...   # one more configuration, evaluated
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
@@ -20,7 +21,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
-$py -m helpers.models prepare 2>&1 | tail -2
+[ "$stage" = fsdp ] || $py -m helpers.models prepare 2>&1 | tail -2  # the embedded model (fsdp uses random weights)
 
 case $stage in
 bench)
@@ -41,6 +42,15 @@ extra)  # memory-planner checks at other shapes, and the variants that are not t
   $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
       --only "workbook, no checkpointing" "workbook, no checkpointing, fused AdamW" "workbook, no checkpointing, 4x batch" \
       --json "$out/benchmark_recipes_extra.json" 2>>"$out/extra.stderr" | grep -v "^{'" | tee "$out/recipes_extra.txt"
+  ;;
+fsdp)  # issue 17: a random-weight course model (default Llama 3.1 8B), QLoRA on one GPU, then FSDP over two
+  which=${2:-BOTH}; shift $(( $# >= 2 ? 2 : $# ))
+  model=${MODEL:-llama-3.1-8b}
+  $py benchmarks/fsdp_emulate.py build "$model" 2>"$out/fsdp_build.stderr" | tee -a "$out/fsdp.txt"
+  [ "$which" = TWO ] || CUDA_VISIBLE_DEVICES=0 $py benchmarks/fsdp_emulate.py train "$model" --json "$out/fsdp.json" "$@" \
+      2>>"$out/fsdp_one.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fsdp.txt"
+  [ "$which" = ONE ] || $py -m torch.distributed.run --standalone --nproc_per_node 2 benchmarks/fsdp_emulate.py train \
+      "$model" --fsdp --json "$out/fsdp.json" "$@" 2>>"$out/fsdp_two.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fsdp.txt"
   ;;
 ddp)  # the same training on 1 GPU and on 2 GPUs (data parallel), same per-device batch and examples
   common="--profile gpu --set n_train=4096 --set n_val=256 --set epochs=1 --set batch_size=32 --set eval_steps=64 --set save_steps=64"

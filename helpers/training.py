@@ -55,6 +55,7 @@ class TrainConfig:
     padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
     torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
     fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
+    fsdp_version: int = 2  # 2: per-parameter sharding (the default of transformers 5); 1: the older flat parameters
     report_to: str = "none"  # where the Trainer also sends its logs: none, tensorboard or wandb (needs its package)
 
 
@@ -121,21 +122,39 @@ def decide_checkpointing(config: TrainConfig, model_config, cuda: bool | None = 
 
 def build_model(profile: Profile, config: TrainConfig):
     """4-bit base + LoRA adapters, ready to train; the bitsandbytes CPU guard is applied on load."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
     from helpers.models import load_base_model
 
     loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp)
     checkpointing = decide_checkpointing(config, loaded.model.config)
-    model = loaded.model
-    if config.quantization in ("nf4", "nf4-dq", "fp4", "int8"):
+    return add_adapters(loaded.model, config, checkpointing), loaded.tokenizer
+
+
+def add_adapters(model, config: TrainConfig, checkpointing: bool):
+    """Prepare a loaded base for training and put LoRA adapters on it (what build_model does after loading;
+    the FSDP benchmark calls it on a random-weight model).
+
+    Under FSDP every shard unit (a decoder layer with its adapters) is flattened into one tensor, so all its
+    parameters must share one dtype: the 4-bit weights are stored in the model's dtype (`quant_storage`),
+    `prepare_model_for_kbit_training` is skipped (it would upcast norms and embeddings to fp32), and the
+    adapters are cast to that dtype too."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    quantized = config.quantization in ("nf4", "nf4-dq", "fp4", "int8")
+    if quantized and not config.fsdp:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
-    elif checkpointing:  # a 16/32-bit base: keep its dtype (prepare_model_for_kbit_training would upcast it)
-        model.gradient_checkpointing_enable()
+    elif checkpointing:  # a 16/32-bit base, or FSDP: keep the dtype (prepare_model_for_kbit_training upcasts)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True} if config.fsdp
+                                            else None)
         model.enable_input_require_grads()
     lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, lora), loaded.tokenizer
+    model = get_peft_model(model, lora)
+    if config.fsdp:
+        dtype = model.get_input_embeddings().weight.dtype
+        for param in model.parameters():
+            if param.requires_grad and param.dtype != dtype:
+                param.data = param.data.to(dtype)
+    return model
 
 
 @dataclass
@@ -174,6 +193,19 @@ def peak_rss_gb() -> float | None:
     return peak / (2**30 if sys.platform == "darwin" else 2**20)  # bytes on macOS, KiB on Linux
 
 
+def fsdp_settings(config: TrainConfig, checkpointing: bool) -> dict:
+    """The Trainer arguments that turn FSDP on (transformers >= 5.15: Colab, the GPU image, our pin; the older
+    string form `fsdp="full_shard auto_wrap"` is deprecated there). transformers then wraps each decoder layer
+    and the adapters with peft's policy and runs the mixed precision in the 4-bit storage dtype."""
+    fsdp_config: dict = {"version": config.fsdp_version}
+    if config.fsdp_version == 1:  # flat parameters: frozen and trainable tensors may not share one
+        fsdp_config["use_orig_params"] = False
+    settings: dict = {"fsdp": True, "fsdp_config": fsdp_config}
+    if checkpointing:  # reentrant checkpointing: the form peft documents for FSDP with a frozen quantized base
+        settings["gradient_checkpointing_kwargs"] = {"use_reentrant": True}
+    return settings
+
+
 def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, evaluate: bool = True,
                 checkpoints: bool = True):
     import dataclasses
@@ -194,8 +226,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         if not cuda:  # measured: accelerate keeps CPU processes data parallel and drops the FSDP plugin silently
             raise ValueError("fsdp=True needs CUDA GPUs: on CPU, accelerate runs the processes as plain data "
                              "parallel (DDP) and ignores FSDP. Leave fsdp off; DDP is what CPU processes get.")
-        extra["fsdp"] = "full_shard auto_wrap"  # the string form: transformers 5.17 (the GPU image) reads it
-        extra["fsdp_config"] = {"use_orig_params": False}
+        extra.update(fsdp_settings(config, checkpointing))
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
@@ -474,6 +505,7 @@ _RANGES = {  # name -> (check, what is allowed)
     "pad_to_multiple_of": (lambda v: v is None or v >= 1, "an integer >= 1, or none"),
     "target_modules": (lambda v: len(v) >= 1, "one or more module names, comma-separated"),
     "report_to": (lambda v: v in ("none", "tensorboard", "wandb"), "one of none, tensorboard, wandb"),
+    "fsdp_version": (lambda v: v in (1, 2), "1 or 2"),
 }
 
 

@@ -126,6 +126,22 @@ def test_fsdp_is_refused_on_cpu_and_stores_4bit_weights_in_the_model_dtype(tmp_p
     assert _sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).fsdp in ("", [], None, False)
 
 
+def test_fsdp_settings_use_the_current_transformers_form():
+    """fsdp=True + fsdp_config (the string form is deprecated in transformers 5.15+); version 1 needs
+    use_orig_params=False; checkpointing under FSDP is reentrant."""
+    from helpers.training import fsdp_settings
+
+    two = fsdp_settings(TrainConfig(fsdp=True), checkpointing=False)
+    assert two == {"fsdp": True, "fsdp_config": {"version": 2}}
+    one = fsdp_settings(TrainConfig(fsdp=True, fsdp_version=1), checkpointing=True)
+    assert one["fsdp_config"] == {"version": 1, "use_orig_params": False}
+    assert one["gradient_checkpointing_kwargs"] == {"use_reentrant": True}
+    from helpers.training import ConfigError, validate_config
+
+    with pytest.raises(ConfigError, match="fsdp_version=3: must be 1 or 2"):
+        validate_config(TrainConfig(fsdp_version=3))
+
+
 def test_checkpointing_is_decided_by_the_planner_on_a_gpu_and_never_on_cpu(embedded_dir):
     """gpu profile (bf16 base, batch 256): ~55 GiB planned without checkpointing at max_length 256, so an 80 GB
     H100 trains without it and a 16 GB T4 or 24 GB L4 with it; an explicit setting always wins."""

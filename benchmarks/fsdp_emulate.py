@@ -1,0 +1,201 @@
+"""FSDP-QLoRA measured without the hub: a course model with random weights, on one GPU and sharded over two.
+
+The architecture decides memory and speed, not the weights. This trains a random-weight model built from
+`data/configs/` through the workbook's own pieces (`quantization_config`, `add_adapters`, `_sft_config` and
+the workbook's SFTTrainer) on random token ids, and reports per process: peak GPU memory, step time,
+tokens/s, and the memory planner's single-GPU estimate.
+
+    python benchmarks/fsdp_emulate.py build llama-3.1-8b                      # once per machine (~1 min)
+    python benchmarks/fsdp_emulate.py train llama-3.1-8b --batch 4 --json one.json            # one GPU
+    torchrun --nproc_per_node 2 benchmarks/fsdp_emulate.py train llama-3.1-8b --batch 4 --fsdp --json two.json
+
+`--tiny` builds a two-layer model of the same family instead (the CPU test runs it). Results are appended to
+the JSON file as one row per run (rank 0 writes; every process's peak is in the row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from helpers.memory import GIB, Architecture, estimate  # noqa: E402
+from helpers.models import load_model_config, quantization_config  # noqa: E402
+from helpers.training import ALL_LINEAR, TrainConfig, _sft_config, _trainer_class, add_adapters, validate_config  # noqa: E402
+
+
+def model_config(name: str, tiny: bool = False):
+    """The course architecture; `tiny` keeps its family and vocabulary shape but 2 small layers."""
+    config = load_model_config(name)
+    if tiny:
+        config.num_hidden_layers, config.hidden_size, config.intermediate_size = 2, 64, 128
+        config.num_attention_heads, config.num_key_value_heads, config.head_dim = 4, 2, 16
+        config.vocab_size, config.bos_token_id, config.eos_token_id = 512, 1, 2
+    return config
+
+
+def word_tokenizer():
+    """A three-token tokenizer: the data is already token ids, the trainer only needs pad and eos."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(WordLevel({"<unk>": 0, "<pad>": 1, "</s>": 2}, unk_token="<unk>"))
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
+
+
+def build(name: str, folder: Path, tiny: bool = False) -> Path:
+    """A random-weight bf16 checkpoint (+ the word tokenizer) in `folder`; built on the GPU where there is one."""
+    from transformers import AutoModelForCausalLM
+
+    if (folder / "config.json").exists():
+        return folder
+    torch.manual_seed(0)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = AutoModelForCausalLM.from_config(model_config(name, tiny), dtype=torch.bfloat16)
+    started = time.perf_counter()
+    model.save_pretrained(str(folder))
+    word_tokenizer().save_pretrained(str(folder))
+    print(f"built {name}{' (tiny)' if tiny else ''} in {folder}: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B"
+          f" parameters, saved in {time.perf_counter() - started:.0f} s", flush=True)
+    del model
+    gc.collect()
+    return folder
+
+
+class StepTimer:
+    """Trainer callback: wall time of every optimizer step (synchronised on a GPU) and the peak memory."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class _Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                timer._t0 = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                timer.times.append(time.perf_counter() - timer._t0)
+
+        self.times: list[float] = []
+        self._t0 = 0.0
+        self.callback = _Callback()
+
+
+def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: bool, checkpointing: bool,
+              r: int = 32, tiny: bool = False) -> dict:
+    """One training run in this process (one of several under torchrun); returns this process's row."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cuda = torch.cuda.is_available()
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    if cuda:
+        torch.cuda.set_device(local)
+        torch.cuda.reset_peak_memory_stats()
+    config = validate_config(TrainConfig(
+        target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
+        max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, logging_steps=1, warmup_ratio=0.0,
+        group_by_length=False, learning_rate=1e-4))
+    dtype = torch.bfloat16 if cuda else torch.float32
+    qconfig = quantization_config(config.quantization, dtype, quant_storage=dtype if fsdp else None)
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, quantization_config=qconfig,
+                                                 device_map={"": local if cuda else "cpu"})
+    load_s = time.perf_counter() - started
+    loaded_gib = torch.cuda.memory_allocated() / GIB if cuda else None
+    torch.manual_seed(0)  # the same adapter initialisation in every process
+    model = add_adapters(model, config, checkpointing)
+    vocab = model.config.vocab_size
+    gen = torch.Generator().manual_seed(0)  # every process draws the same ids; the sampler shards them
+    ids = torch.randint(3, vocab, (steps * batch * world, seq), generator=gen)
+    data = Dataset.from_dict({"input_ids": ids.tolist()})
+    out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fsdp_emulate_{name}_{rank}"
+    args = _sft_config(config, out_dir, cuda=cuda, bf16=cuda, evaluate=False, checkpoints=False)
+    args.disable_tqdm = True
+    timer = StepTimer()
+    trainer = _trainer_class()(model=model, args=args, train_dataset=data,
+                               processing_class=AutoTokenizer.from_pretrained(str(folder)), callbacks=[timer.callback])
+    output = trainer.train()
+    timed = sorted(timer.times[3:]) or sorted(timer.times)
+    step_s = timed[len(timed) // 2]
+    row = {"rank": rank, "world": world, "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
+           "wrapped_in": type(trainer.model_wrapped).__name__, "steps": len(timer.times),
+           "step_ms": round(1000 * step_s, 1), "tokens_per_s_process": round(batch * seq / step_s),
+           "load_seconds": round(load_s, 1), "train_loss": round(float(output.training_loss), 4)}
+    if cuda:
+        row.update(loaded_gib=round(loaded_gib, 2), peak_gib=round(torch.cuda.max_memory_allocated() / GIB, 2),
+                   peak_reserved_gib=round(torch.cuda.max_memory_reserved() / GIB, 2),
+                   device=torch.cuda.get_device_name(local))
+    return row
+
+
+def summarise(rows: list[dict], name: str, batch: int, seq: int, fsdp: bool, checkpointing: bool, r: int,
+              tiny: bool) -> dict:
+    """One result row from every process's row: the planner's single-GPU figure next to the measured peaks."""
+    arch = Architecture.from_config(model_config(name, tiny))
+    planned = estimate(arch, "qlora", batch, seq, r=r, targets=ALL_LINEAR, gradient_checkpointing=checkpointing,
+                       loss="fused", lora_dropout=0.05)
+    world = rows[0]["world"]
+    peaks = [row.get("peak_gib") for row in rows]
+    return {"model": name + (" (tiny)" if tiny else ""), "gpus": world, "fsdp": fsdp, "batch_per_gpu": batch,
+            "seq": seq, "r": r, "checkpointing": checkpointing,
+            "fsdp_enabled": rows[0]["fsdp_enabled"], "wrapped_in": rows[0]["wrapped_in"],
+            "peak_gib_per_gpu": peaks, "planned_one_gpu_gib": round(planned.total / GIB, 2),
+            "step_ms": max(row["step_ms"] for row in rows),
+            "tokens_per_s": round(world * batch * seq / (max(row["step_ms"] for row in rows) / 1000)),
+            "load_seconds": max(row["load_seconds"] for row in rows), "train_loss": rows[0]["train_loss"],
+            "processes": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=["build", "train"])
+    parser.add_argument("model", help="a config in data/configs, e.g. llama-3.1-8b")
+    parser.add_argument("--folder", type=Path, help="where the random checkpoint lives (default /tmp/random-MODEL)")
+    parser.add_argument("--tiny", action="store_true", help="two small layers of the same family (CPU test)")
+    parser.add_argument("--batch", type=int, default=4, help="examples per GPU per step")
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--r", type=int, default=32)
+    parser.add_argument("--fsdp", action="store_true", help="shard base and adapters over the processes")
+    parser.add_argument("--no-checkpointing", action="store_true")
+    parser.add_argument("--json", type=Path, help="append the result row here")
+    args = parser.parse_args(argv)
+    folder = args.folder or Path(f"/tmp/random-{args.model}{'-tiny' if args.tiny else ''}")
+    if args.stage == "build":
+        build(args.model, folder, args.tiny)
+        return 0
+    if not (folder / "config.json").exists():
+        raise SystemExit(f"No random checkpoint at {folder}: run `python {sys.argv[0]} build {args.model}` first.")
+    checkpointing = not args.no_checkpointing
+    row = train_run(folder, args.model, args.batch, args.seq, args.steps, args.fsdp, checkpointing, args.r, args.tiny)
+    rows = [row]
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rows = [None] * row["world"]
+        torch.distributed.all_gather_object(rows, row)
+    if row["rank"] == 0:
+        result = summarise(rows, args.model, args.batch, args.seq, args.fsdp, checkpointing, args.r, args.tiny)
+        print(json.dumps({k: v for k, v in result.items() if k != "processes"}), flush=True)
+        if args.json:
+            old = json.loads(args.json.read_text()) if args.json.exists() else []
+            args.json.write_text(json.dumps(old + [result], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

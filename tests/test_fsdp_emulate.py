@@ -1,0 +1,67 @@
+"""The FSDP benchmark (benchmarks/fsdp_emulate.py) on CPU with a two-layer model of the course family, and the
+adapter preparation it shares with the workbook's training under FSDP."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.training import ALL_LINEAR, TrainConfig, add_adapters
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("fsdp_emulate", ROOT / "benchmarks" / "fsdp_emulate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fsdp_emulate"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny") / "random-llama-3.1-8b-tiny"
+    _script().build("llama-3.1-8b", folder, tiny=True)
+    return folder
+
+
+def test_the_benchmark_trains_a_random_model_and_writes_its_row(tiny_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    out = tmp_path / "rows.json"
+    code = _script().main(["train", "llama-3.1-8b", "--tiny", "--folder", str(tiny_folder), "--batch", "2",
+                           "--seq", "16", "--steps", "3", "--r", "4", "--json", str(out)])
+    assert code == 0
+    (row,) = json.loads(out.read_text())
+    assert row["model"] == "llama-3.1-8b (tiny)" and row["gpus"] == 1 and row["fsdp"] is False
+    assert row["processes"][0]["steps"] == 3 and row["step_ms"] > 0 and row["tokens_per_s"] > 0
+    assert 0 < row["train_loss"] < 20  # random ids over a 512-token vocabulary: ~ln(512) = 6.2
+    assert row["planned_one_gpu_gib"] >= 0 and row["wrapped_in"] == "PeftModelForCausalLM"
+    with pytest.raises(SystemExit, match="build llama-3.1-8b"):
+        _script().main(["train", "llama-3.1-8b", "--folder", str(tmp_path / "missing")])
+
+
+def test_under_fsdp_every_parameter_of_a_shard_unit_keeps_the_storage_dtype(tiny_folder):
+    """FSDP flattens a decoder layer with its adapters: one dtype for all. Without FSDP the workbook upcasts
+    norms and embeddings to fp32 (prepare_model_for_kbit_training) and keeps the adapters in fp32."""
+    from transformers import AutoModelForCausalLM
+
+    from helpers.models import quantization_config
+
+    def loaded():
+        q = quantization_config("nf4-dq", torch.bfloat16, quant_storage=torch.bfloat16)
+        return AutoModelForCausalLM.from_pretrained(str(tiny_folder), dtype=torch.bfloat16, quantization_config=q,
+                                                    device_map={"": "cpu"})
+
+    config = TrainConfig(target_modules=ALL_LINEAR, r=4, alpha=8, fsdp=True)
+    sharded = add_adapters(loaded(), config, checkpointing=True)
+    dtypes = {p.dtype for p in sharded.parameters()}
+    assert dtypes == {torch.bfloat16}, dtypes
+    assert sharded.base_model.model.is_gradient_checkpointing
+    trainable = [n for n, p in sharded.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    plain = add_adapters(loaded(), TrainConfig(target_modules=ALL_LINEAR, r=4, alpha=8), checkpointing=False)
+    assert torch.float32 in {p.dtype for p in plain.parameters()}  # the non-FSDP path upcasts, as before
