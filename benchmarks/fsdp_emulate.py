@@ -96,7 +96,7 @@ class StepTimer:
 
 
 def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: bool, checkpointing: bool,
-              r: int = 32, tiny: bool = False) -> dict:
+              r: int = 32, tiny: bool = False, fsdp_version: int = 2) -> dict:
     """One training run in this process (one of several under torchrun); returns this process's row."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -109,7 +109,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
         torch.cuda.reset_peak_memory_stats()
     config = validate_config(TrainConfig(
         target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
-        max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, logging_steps=1, warmup_ratio=0.0,
+        max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, fsdp_version=fsdp_version, logging_steps=1, warmup_ratio=0.0,
         group_by_length=False, learning_rate=1e-4))
     dtype = torch.bfloat16 if cuda else torch.float32
     qconfig = quantization_config(config.quantization, dtype, quant_storage=dtype if fsdp else None)
@@ -133,7 +133,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     output = trainer.train()
     timed = sorted(timer.times[3:]) or sorted(timer.times)
     step_s = timed[len(timed) // 2]
-    row = {"rank": rank, "world": world, "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
+    row = {"rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None, "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
            "wrapped_in": type(trainer.model_wrapped).__name__, "steps": len(timer.times),
            "step_ms": round(1000 * step_s, 1), "tokens_per_s_process": round(batch * seq / step_s),
            "load_seconds": round(load_s, 1), "train_loss": round(float(output.training_loss), 4)}
@@ -152,7 +152,8 @@ def summarise(rows: list[dict], name: str, batch: int, seq: int, fsdp: bool, che
                        loss="fused", lora_dropout=0.05)
     world = rows[0]["world"]
     peaks = [row.get("peak_gib") for row in rows]
-    return {"model": name + (" (tiny)" if tiny else ""), "gpus": world, "fsdp": fsdp, "batch_per_gpu": batch,
+    return {"model": name + (" (tiny)" if tiny else ""), "gpus": world, "fsdp": fsdp,
+            "fsdp_version": rows[0]["fsdp_version"], "optimizer": str(rows[0]["optimizer"]), "batch_per_gpu": batch,
             "seq": seq, "r": r, "checkpointing": checkpointing,
             "fsdp_enabled": rows[0]["fsdp_enabled"], "wrapped_in": rows[0]["wrapped_in"],
             "peak_gib_per_gpu": peaks, "planned_one_gpu_gib": round(planned.total / GIB, 2),
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--r", type=int, default=32)
     parser.add_argument("--fsdp", action="store_true", help="shard base and adapters over the processes")
+    parser.add_argument("--fsdp-version", type=int, default=2, choices=(1, 2))
     parser.add_argument("--no-checkpointing", action="store_true")
     parser.add_argument("--json", type=Path, help="append the result row here")
     args = parser.parse_args(argv)
@@ -183,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / "config.json").exists():
         raise SystemExit(f"No random checkpoint at {folder}: run `python {sys.argv[0]} build {args.model}` first.")
     checkpointing = not args.no_checkpointing
-    row = train_run(folder, args.model, args.batch, args.seq, args.steps, args.fsdp, checkpointing, args.r, args.tiny)
+    row = train_run(folder, args.model, args.batch, args.seq, args.steps, args.fsdp, checkpointing, args.r, args.tiny,
+                    args.fsdp_version)
     rows = [row]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rows = [None] * row["world"]

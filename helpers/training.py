@@ -36,7 +36,7 @@ class TrainConfig:
     batch_size: int = 8  # examples per device per step
     learning_rate: float = 2e-4  # peak learning rate (cosine schedule after a 3% warm-up)
     grad_accum: int = 1  # steps whose gradients add up before one optimizer update
-    optimizer: str | None = None  # None: paged_adamw_32bit on CUDA, adamw_torch on CPU
+    optimizer: str | None = None  # None: paged_adamw_32bit on CUDA (adamw_torch_fused under FSDP), adamw_torch on CPU
     # --- sizes and bookkeeping ---
     n_train: int | None = None  # train on the first n examples (None: the whole split)
     n_val: int | None = None  # validation examples scored at every evaluation
@@ -237,7 +237,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_ratio,  # trl 1.x: a value below 1 is a ratio of the total steps
-        optim=config.optimizer or ("paged_adamw_32bit" if cuda else "adamw_torch"),
+        optim=config.optimizer or ("adamw_torch_fused" if config.fsdp else "paged_adamw_32bit" if cuda else "adamw_torch"),
         eval_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps,
         save_strategy="steps" if evaluate and checkpoints else "no",
@@ -543,6 +543,11 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         check = _RANGES.get(f.name)
         if check and not check[0](value):
             faults.append(f"{f.name}={value!r}: must be {check[1]}")
+    if config.fsdp and config.optimizer and ("paged" in config.optimizer or "bnb" in config.optimizer
+                                             or "8bit" in config.optimizer):
+        faults.append(f"optimizer={config.optimizer!r} with fsdp=True: bitsandbytes optimizers cannot update "
+                      "FSDP's sharded tensors (measured: 'got mixed torch.Tensor and DTensor'); leave the "
+                      "optimizer unset (adamw_torch_fused) or use adamw_torch")
     if config.quantization not in QUANTIZATIONS:
         faults.append(f"quantization={config.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
     if faults:
