@@ -80,6 +80,12 @@ class StepTimer:
         timer = self
 
         class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):  # after wrapping: a training-only peak
+                if torch.cuda.is_available():
+                    timer.before_train_gib = torch.cuda.memory_allocated() / GIB
+                    timer.load_peak_gib = torch.cuda.max_memory_allocated() / GIB
+                    torch.cuda.reset_peak_memory_stats()
+
             def on_step_begin(self, args, state, control, **kwargs):
                 if torch.cuda.is_available():
                     torch.cuda.synchronize()
@@ -91,6 +97,7 @@ class StepTimer:
                 timer.times.append(time.perf_counter() - timer._t0)
 
         self.times: list[float] = []
+        self.before_train_gib = self.load_peak_gib = None
         self._t0 = 0.0
         self.callback = _Callback()
 
@@ -138,7 +145,8 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
            "step_ms": round(1000 * step_s, 1), "tokens_per_s_process": round(batch * seq / step_s),
            "load_seconds": round(load_s, 1), "train_loss": round(float(output.training_loss), 4)}
     if cuda:
-        row.update(loaded_gib=round(loaded_gib, 2), peak_gib=round(torch.cuda.max_memory_allocated() / GIB, 2),
+        row.update(loaded_gib=round(loaded_gib, 2), load_peak_gib=round(timer.load_peak_gib, 2),
+                   before_train_gib=round(timer.before_train_gib, 2), peak_gib=round(torch.cuda.max_memory_allocated() / GIB, 2),
                    peak_reserved_gib=round(torch.cuda.max_memory_reserved() / GIB, 2),
                    device=torch.cuda.get_device_name(local))
     return row
@@ -151,7 +159,7 @@ def summarise(rows: list[dict], name: str, batch: int, seq: int, fsdp: bool, che
     planned = estimate(arch, "qlora", batch, seq, r=r, targets=ALL_LINEAR, gradient_checkpointing=checkpointing,
                        loss="fused", lora_dropout=0.05)
     world = rows[0]["world"]
-    peaks = [row.get("peak_gib") for row in rows]
+    peaks = [row.get("peak_gib") for row in rows]  # training only: reset when training begins (after wrapping)
     return {"model": name + (" (tiny)" if tiny else ""), "gpus": world, "fsdp": fsdp,
             "fsdp_version": rows[0]["fsdp_version"], "optimizer": str(rows[0]["optimizer"]), "batch_per_gpu": batch,
             "seq": seq, "r": r, "checkpointing": checkpointing,
