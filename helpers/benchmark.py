@@ -292,6 +292,9 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
     # time back with a bigger batch (the step is launch-bound, so 2x or 4x the tokens cost far less than 2x the time)
     ckpt = {"gradient_checkpointing": True}
     variants.update({
+        # the gpu profile before issue 19 (4-bit base, dropout 0.1, batch 64): the before/after on one machine
+        "before issue 19": {"quantization": "nf4-dq", "dropout": 0.1, "batch_size": 64, "learning_rate": 4e-4,
+                            "gradient_checkpointing": False},
         "checkpointing": ckpt,
         "checkpointing, 2x batch, lr x1.4": {**ckpt, "batch_size": 2 * base.batch_size,
                                              "learning_rate": 1.41 * base.learning_rate},
