@@ -103,7 +103,8 @@ class StepTimer:
 
 
 def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: bool, checkpointing: bool,
-              r: int = 32, tiny: bool = False, fsdp_version: int = 2) -> dict:
+              r: int = 32, tiny: bool = False, fsdp_version: int = 2, cap_gib: float | None = None,
+              fp16: bool = False) -> dict:
     """One training run in this process (one of several under torchrun); returns this process's row."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -113,12 +114,15 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     local = int(os.environ.get("LOCAL_RANK", 0))
     if cuda:
         torch.cuda.set_device(local)
+        if cap_gib:  # a smaller card's memory (a T4 shows 15.0 GiB usable)
+            total = torch.cuda.get_device_properties(local).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, cap_gib * GIB / total), local)
         torch.cuda.reset_peak_memory_stats()
     config = validate_config(TrainConfig(
         target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
         max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, fsdp_version=fsdp_version, logging_steps=1, warmup_ratio=0.0,
         group_by_length=False, learning_rate=1e-4))
-    dtype = torch.bfloat16 if cuda else torch.float32
+    dtype = (torch.float16 if fp16 else torch.bfloat16) if cuda else torch.float32  # fp16: a T4 has no bf16
     qconfig = quantization_config(config.quantization, dtype, quant_storage=dtype if fsdp else None)
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, quantization_config=qconfig,
@@ -132,15 +136,24 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     ids = torch.randint(3, vocab, (steps * batch * world, seq), generator=gen)
     data = Dataset.from_dict({"input_ids": ids.tolist()})
     out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fsdp_emulate_{name}_{rank}"
-    args = _sft_config(config, out_dir, cuda=cuda, bf16=cuda, evaluate=False, checkpoints=False)
+    args = _sft_config(config, out_dir, cuda=cuda, bf16=cuda and not fp16, evaluate=False, checkpoints=False)
     args.disable_tqdm = True
     timer = StepTimer()
     trainer = _trainer_class()(model=model, args=args, train_dataset=data,
                                processing_class=AutoTokenizer.from_pretrained(str(folder)), callbacks=[timer.callback])
-    output = trainer.train()
+    try:
+        output = trainer.train()
+    except torch.OutOfMemoryError as error:
+        return {"rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None,
+                "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
+                "wrapped_in": type(trainer.model_wrapped).__name__, "fits": False, "cap_gib": cap_gib,
+                "compute_dtype": str(dtype).removeprefix("torch."), "error": str(error).splitlines()[0][:200],
+                "steps": len(timer.times), "step_ms": None, "load_seconds": round(load_s, 1), "train_loss": None,
+                "peak_gib": round(torch.cuda.max_memory_allocated() / GIB, 2) if cuda else None}
     timed = sorted(timer.times[3:]) or sorted(timer.times)
     step_s = timed[len(timed) // 2]
-    row = {"rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None, "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
+    row = {"fits": True, "cap_gib": cap_gib, "compute_dtype": str(dtype).removeprefix("torch."),
+           "rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None, "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
            "wrapped_in": type(trainer.model_wrapped).__name__, "steps": len(timer.times),
            "step_ms": round(1000 * step_s, 1), "tokens_per_s_process": round(batch * seq / step_s),
            "load_seconds": round(load_s, 1), "train_loss": round(float(output.training_loss), 4)}
@@ -160,13 +173,15 @@ def summarise(rows: list[dict], name: str, batch: int, seq: int, fsdp: bool, che
                        loss="fused", lora_dropout=0.05)
     world = rows[0]["world"]
     peaks = [row.get("peak_gib") for row in rows]  # training only: reset when training begins (after wrapping)
+    fits = all(row["fits"] for row in rows)
+    step_ms = max(row["step_ms"] for row in rows) if fits else None
     return {"model": name + (" (tiny)" if tiny else ""), "gpus": world, "fsdp": fsdp,
             "fsdp_version": rows[0]["fsdp_version"], "optimizer": str(rows[0]["optimizer"]), "batch_per_gpu": batch,
             "seq": seq, "r": r, "checkpointing": checkpointing,
             "fsdp_enabled": rows[0]["fsdp_enabled"], "wrapped_in": rows[0]["wrapped_in"],
             "peak_gib_per_gpu": peaks, "planned_one_gpu_gib": round(planned.total / GIB, 2),
-            "step_ms": max(row["step_ms"] for row in rows),
-            "tokens_per_s": round(world * batch * seq / (max(row["step_ms"] for row in rows) / 1000)),
+            "fits": fits, "cap_gib": rows[0]["cap_gib"], "compute_dtype": rows[0]["compute_dtype"],
+            "step_ms": step_ms, "tokens_per_s": round(world * batch * seq / (step_ms / 1000)) if fits else None,
             "load_seconds": max(row["load_seconds"] for row in rows), "train_loss": rows[0]["train_loss"],
             "processes": rows}
 
@@ -184,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fsdp", action="store_true", help="shard base and adapters over the processes")
     parser.add_argument("--fsdp-version", type=int, default=2, choices=(1, 2))
     parser.add_argument("--no-checkpointing", action="store_true")
+    parser.add_argument("--cap-gib", type=float, help="cap each process's GPU memory here (a T4: 15)")
+    parser.add_argument("--fp16", action="store_true", help="compute in fp16, as on a T4 (no bf16)")
     parser.add_argument("--json", type=Path, help="append the result row here")
     args = parser.parse_args(argv)
     folder = args.folder or Path(f"/tmp/random-{args.model}{'-tiny' if args.tiny else ''}")
@@ -194,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"No random checkpoint at {folder}: run `python {sys.argv[0]} build {args.model}` first.")
     checkpointing = not args.no_checkpointing
     row = train_run(folder, args.model, args.batch, args.seq, args.steps, args.fsdp, checkpointing, args.r, args.tiny,
-                    args.fsdp_version)
+                    args.fsdp_version, args.cap_gib, args.fp16)
     rows = [row]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rows = [None] * row["world"]

@@ -65,3 +65,24 @@ def test_under_fsdp_every_parameter_of_a_shard_unit_keeps_the_storage_dtype(tiny
     assert trainable and all("lora_" in n for n in trainable)
     plain = add_adapters(loaded(), TrainConfig(target_modules=ALL_LINEAR, r=4, alpha=8), checkpointing=False)
     assert torch.float32 in {p.dtype for p in plain.parameters()}  # the non-FSDP path upcasts, as before
+
+
+def test_a_run_that_runs_out_of_memory_is_a_row_that_says_so(tiny_folder, tmp_path, monkeypatch):
+    """A capped card that cannot hold the batch: the row says fits=False with the error, no traceback."""
+    script = _script()
+    real = script._trainer_class
+
+    def failing():
+        class OutOfMemory(real()):
+            def train(self, *args, **kwargs):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return OutOfMemory
+
+    monkeypatch.setattr(script, "_trainer_class", failing)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    out = tmp_path / "rows.json"
+    assert script.main(["train", "llama-3.1-8b", "--tiny", "--folder", str(tiny_folder), "--batch", "2",
+                        "--seq", "16", "--steps", "2", "--r", "4", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["fits"] is False and row["tokens_per_s"] is None and row["step_ms"] is None
+    assert "out of memory" in row["processes"][0]["error"]
