@@ -263,6 +263,22 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
     )
 
 
+def adapters_for_fp16(model, fp16: bool) -> int:
+    """Under fp16 mixed precision (a T4) keep the trainable weights in fp32; returns how many were cast.
+
+    trl 1.16 casts the adapters of a quantized model to bf16; fp16 training then fails at the first optimizer
+    step in the gradient scaler ('_amp_foreach_non_finite_check_and_unscale_cuda not implemented for
+    BFloat16', measured on the H100 in fp16 as a T4 runs). fp16 AMP expects fp32 master weights anyway."""
+    if not fp16:
+        return 0
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
 def _trainer_class():
     """SFTTrainer that resumes in the dtype it trained in. trl casts the adapters of a quantized model to bf16;
     loading a checkpoint through peft upcasts them to fp32, so a resumed run went on in another precision and
@@ -271,6 +287,10 @@ def _trainer_class():
     from trl import SFTTrainer
 
     class WorkbookTrainer(SFTTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            adapters_for_fp16(self.model, self.args.fp16)
+
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             target = model if model is not None else self.model
             dtypes = {name: p.dtype for name, p in target.named_parameters() if p.requires_grad}

@@ -228,3 +228,21 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, embedd
     a = load_file(str(tmp_path / "whole" / "checkpoint-3" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "checkpoint-3" / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fp16_training_keeps_the_adapters_in_fp32():
+    """trl casts a quantized model's adapters to bf16; the fp16 gradient scaler (a T4) cannot unscale bf16."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers.training import adapters_for_fp16
+
+    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=1))
+    model = get_peft_model(tiny, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.to(torch.bfloat16)  # what trl 1.16 does for a quantized model
+    assert adapters_for_fp16(model, fp16=False) == 0
+    assert adapters_for_fp16(model, fp16=True) == 4
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
