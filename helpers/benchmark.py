@@ -297,7 +297,7 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
                             "gradient_checkpointing": False},
         "checkpointing": ckpt,
         "checkpointing, 2x batch, lr x1.4": {**ckpt, "batch_size": 2 * base.batch_size,
-                                             "learning_rate": 1.41 * base.learning_rate},
+                                             "learning_rate": 2**0.5 * base.learning_rate},
         "checkpointing, 4x batch, lr x2": {**ckpt, **big},
     })
     # measured and left out: torch.compile on the bf16-base LoRA model took 209 s for its first step on the H100
