@@ -443,3 +443,109 @@ def footprint_from_config(config) -> dict[str, float]:
         "nf4": gb(bits_per_parameter(4)),
         "nf4-dq": gb(bits_per_parameter(4, double_quant=True)),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# The compute dtype of a 4-bit layer, and post-training quantization vs quantization-aware training
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ComputeDtypeResult:
+    compute_dtype: str
+    ms: float  # median time of one forward
+    relative_error: float  # against the same dequantized weights multiplied in float64
+
+
+@torch.no_grad()
+def compute_dtype_trial(weight: torch.Tensor, x: torch.Tensor, compute_dtype: torch.dtype, reps: int = 20,
+                        device: str = "cpu") -> ComputeDtypeResult:
+    """One bitsandbytes NF4 layer, its weights fixed, computing in `compute_dtype`: how fast, how far off.
+
+    The 4-bit weights are the same in every trial; what changes is the dtype they are dequantized to before
+    the matmul (and the input's dtype). The error is measured against the exact product of the same
+    dequantized weights, so it is the compute dtype's error alone, not the 4-bit one."""
+    import time
+
+    import bitsandbytes as bnb
+
+    layer = bnb.nn.Linear4bit(weight.shape[1], weight.shape[0], bias=False, compute_dtype=compute_dtype,
+                              quant_type="nf4")
+    layer.weight = bnb.nn.Params4bit(weight.clone(), requires_grad=False, quant_type="nf4")
+    layer = layer.to(device)  # quantizes here
+    layer.support_avx512bf16_for_cpu = False  # the training-safe CPU path (see helpers.models' guard)
+    exact = x.to(device).double() @ bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).double().T
+    xin = x.to(device, compute_dtype)
+    out = layer(xin)  # warm-up
+    times = []
+    for _ in range(reps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        out = layer(xin)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    error = ((out.double() - exact).norm() / exact.norm()).item()
+    return ComputeDtypeResult(str(compute_dtype).removeprefix("torch."), 1000 * sorted(times)[len(times) // 2], error)
+
+
+def toy_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small non-linear regression (16 inputs -> 1 output) for the PTQ-vs-QAT experiment."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 16, generator=g)
+    y = torch.sin(x[:, :8]).sum(1, keepdim=True) + 0.5 * x[:, 8:].pow(2).mean(1, keepdim=True)
+    return x, y
+
+
+class FakeQuantLinear(torch.nn.Linear):
+    """A linear layer that, with `bits` set, computes with its weight quantized (per output row, absmax) and
+    passes the gradient straight through to the full-precision weight: quantization-aware training."""
+
+    bits: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if self.bits is not None:
+            w = w + (absmax_roundtrip(w, self.bits, "channel") - w).detach()  # straight-through estimator
+        return torch.nn.functional.linear(x, w, self.bias)
+
+
+def toy_mlp(seed: int = 1) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(FakeQuantLinear(16, 64), torch.nn.ReLU(), FakeQuantLinear(64, 64), torch.nn.ReLU(),
+                               FakeQuantLinear(64, 1))
+
+
+def train_toy(model: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 3e-3,
+              qat_bits: int | None = None, seed: int = 0) -> torch.nn.Sequential:
+    """Adam on mean squared error, batches of 128; with qat_bits the forward sees quantized weights."""
+    for layer in model:
+        if isinstance(layer, FakeQuantLinear):
+            layer.bits = qat_bits
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        i = torch.randint(0, len(x), (128,), generator=g)
+        loss = torch.nn.functional.mse_loss(model(x[i]), y[i])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for layer in model:
+        if isinstance(layer, FakeQuantLinear):
+            layer.bits = None
+    return model
+
+
+@torch.no_grad()
+def toy_loss(model: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor, bits: int | None = None) -> float:
+    """Mean squared error, with every weight quantized to `bits` first (post-training quantization) if given."""
+    import copy
+
+    model = copy.deepcopy(model)
+    for layer in model:
+        if isinstance(layer, FakeQuantLinear):
+            layer.bits = None
+            if bits is not None:
+                layer.weight.copy_(absmax_roundtrip(layer.weight, bits, "channel"))
+    return torch.nn.functional.mse_loss(model(x), y).item()
