@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= default
 STAMP := $(VENV)/.workbook-installed
 
-.PHONY: setup model test test-colab run lab lint jupyter clean help
+.PHONY: setup model test test-colab run lab publish lint jupyter clean help
 MAIN := 00 01 02 03 04 05 06 07
 LAB := 08 09
 
@@ -16,6 +16,8 @@ help:
 	@echo "make test   pytest on helpers + nbval over every notebook (smoke profile, offline)"
 	@echo "make run    execute notebooks 00-07 in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
 	@echo "make lab    execute the side notebooks ($(LAB)): hyperparameter lab, chat fine-tuning"
+	@echo "make publish [NB='01 02']  run notebooks in the default profile and commit-ready copy their outputs"
+	@echo "             (figures too) into notebooks/, for the cells nbval does not check"
 	@echo "make lint   ruff over helpers/ and tests/"
 	@echo "make test-colab  the smoke notebooks on Colab's package versions (Python 3.13; builds .venv-colab)"
 	@echo "make jupyter     JupyterLab on the workbook's environment, kernel 'finetuning-workbook'"
@@ -44,6 +46,11 @@ run: model
 
 lab: model
 	$(if $(filter course,$(PROFILE)),,HF_HUB_OFFLINE=1) WORKBOOK_PROFILE=$(PROFILE) $(PY) -m helpers.run_notebooks --profile $(PROFILE) --only $(LAB)
+
+NB ?= $(MAIN) $(LAB)
+publish: model
+	HF_HUB_OFFLINE=1 WORKBOOK_PROFILE=default $(PY) -m helpers.run_notebooks --profile default --only $(NB)
+	$(PY) -m helpers.run_notebooks --profile default --publish $(foreach n,$(NB),$(wildcard notebooks/$(n)_*.ipynb))
 
 test-colab: model
 	bash scripts/colab_stack.sh

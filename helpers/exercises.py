@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 
-def check(label: str, mine: object, truth: object, rel_tol: float = 0.02) -> str:
+def check_answer(label: str, mine: object, truth: object, rel_tol: float = 0.02) -> str:
     """One line: not answered yet, right, or not quite (with the answer). Numbers match within `rel_tol`."""
     if mine is None:
         line = f"{label}: not answered yet (set your prediction above and run this cell again)"

@@ -66,6 +66,8 @@ def store_checked_outputs(path: Path, profile: str = "smoke", timeout: int = 180
 
     os.environ["WORKBOOK_PROFILE"] = profile
     notebook = nbformat.read(path, as_version=4)
+    published = {cell.get("id"): cell.outputs for cell in notebook.cells
+                 if cell.cell_type == "code" and has_fresh_published_outputs(cell)}
     NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
@@ -79,10 +81,61 @@ def store_checked_outputs(path: Path, profile: str = "smoke", timeout: int = 180
             for output in cell.outputs:
                 if "execution_count" in output:
                     output["execution_count"] = checked
-        else:
-            cell.outputs, cell.execution_count = [], None
+        else:  # keep a default run's published outputs while the cell's code is unchanged
+            cell.outputs, cell.execution_count = published.get(cell.get("id"), []), None
+            if not cell.outputs:
+                cell.metadata.pop("workbook", None)
     nbformat.write(notebook, path)
     return checked
+
+
+def source_sha(source: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(source.encode()).hexdigest()[:12]
+
+
+def has_fresh_published_outputs(cell) -> bool:
+    """True for an unchecked code cell whose outputs were published from a run of its current code."""
+    meta = cell.get("metadata", {}).get("workbook", {})
+    return bool(cell.get("outputs")) and meta.get("source_sha") == source_sha(cell.source)
+
+
+def publish_outputs(source: Path, executed: Path, run: str = "default") -> dict:
+    """Copy an executed notebook's outputs (figures included) into the source notebook, so the lesson reads
+    on GitHub and in Colab before anything runs.
+
+    Only cells that nbval does not check get them (checked cells keep the smoke outputs nbval compares), and
+    only where the executed cell's code equals the source's: a cell edited since the run is left empty and
+    counted as stale. Each published cell records the hash of its code; `tests/test_notebook_structure.py`
+    fails when a cell's code changes and its published outputs would go stale."""
+    import nbformat
+
+    notebook = nbformat.read(source, as_version=4)
+    ran = {cell.get("id"): cell for cell in nbformat.read(executed, as_version=4).cells if cell.cell_type == "code"}
+    counts = {"published": 0, "stale": 0, "missing": 0, "figures": 0}
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "NBVAL_CHECK_OUTPUT" in cell.source:
+            continue
+        other = ran.get(cell.get("id"))
+        if other is None:
+            counts["missing"] += 1
+            continue
+        if other.source != cell.source:
+            counts["stale"] += 1
+            cell.outputs = []
+            cell.metadata.pop("workbook", None)
+            continue
+        cell.outputs = [o for o in other.outputs if o.get("output_type") != "stream" or o.get("name") != "stderr"]
+        for output in cell.outputs:
+            if "execution_count" in output:
+                output["execution_count"] = None
+        cell.execution_count = None
+        cell.metadata["workbook"] = {"outputs_from": f"{run} run", "source_sha": source_sha(cell.source)}
+        counts["published"] += 1
+        counts["figures"] += sum("image/png" in o.get("data", {}) for o in cell.outputs)
+    nbformat.write(notebook, source)
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +150,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NOTEBOOK",
         help="refresh the stored outputs of the checked cells of these source notebooks",
     )
+    parser.add_argument(
+        "--publish",
+        nargs="+",
+        type=Path,
+        metavar="NOTEBOOK",
+        help="copy the outputs of this profile's executed copies (outputs/<profile>/notebooks/) into these "
+        "source notebooks, for the cells nbval does not check",
+    )
     args = parser.parse_args(argv)
+    if args.publish:
+        for path in args.publish:
+            executed = outputs_dir(args.profile, "notebooks") / path.name
+            if not executed.exists():
+                raise SystemExit(f"No executed copy at {executed}: run `python -m helpers.run_notebooks "
+                                 f"--profile {args.profile} --only {path.name[:2]}` first.")
+            counts = publish_outputs(path, executed, args.profile)
+            print(f"{path}: {counts['published']} cells published ({counts['figures']} figures) from {executed}"
+                  + (f"; {counts['stale']} cells changed since that run were left empty" if counts["stale"] else ""))
+        return 0
     if args.store_checked:
         for path in args.store_checked:
             print(f"{path}: {store_checked_outputs(path, args.profile)} checked cells stored")

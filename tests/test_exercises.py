@@ -1,4 +1,4 @@
-from helpers.exercises import check
+from helpers.exercises import check_answer as check
 
 
 def test_check_hides_the_answer_until_tried_and_matches_within_tolerance():
