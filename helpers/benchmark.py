@@ -269,6 +269,9 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
             "no dropout": nodrop,
             "fp32 base, no dropout": {**fp32, **nodrop},
             "fp32 base, no dropout, padding-free": {**fp32, **nodrop, "padding_free": True},
+            # CPUs with AVX512-BF16 / AMX multiply bf16 many times faster than fp32 (notebook 01, section 8)
+            "bf16 compute": {"cpu_bf16": True},
+            "bf16 compute, no dropout": {"cpu_bf16": True, **nodrop},
         }
         return {name: replace(base, **overrides) for name, overrides in variants.items()}
     bf16 = {"quantization": "bf16"}
@@ -303,23 +306,6 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
     # measured and left out: torch.compile on the bf16-base LoRA model took 209 s for its first step on the H100
     # (recompiling per adapter module) and did not finish 32 steps in 5 minutes
     return {name: replace(base, **overrides) for name, overrides in variants.items()}
-
-
-def plot_speed(results: list[BenchResult], ax=None):
-    """Tokens/s per configuration (bars) with its validation loss written on each bar."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(8, 0.5 * len(results) + 1.2))[1]
-    names = [r.name for r in results][::-1]
-    speeds = [r.tokens_per_s for r in results][::-1]
-    bars = ax.barh(names, speeds, color="tab:blue")
-    for bar, r in zip(bars, results[::-1]):
-        mfu = f", MFU {r.mfu:.1%}" if r.mfu is not None else ""
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {r.tokens_per_s:,.0f} tok/s, val loss "
-                f"{r.loss:.3f}{mfu}", va="center", fontsize=8)
-    ax.set(xlabel="training tokens per second (real tokens)", title=f"training speed on {results[0].device}")
-    ax.set_xlim(0, max(speeds) * 1.6)
-    return ax
 
 
 # --------------------------------------------------------------------------------------------------
@@ -404,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             import matplotlib
 
             matplotlib.use("Agg")
+            from helpers.plots import plot_speed
+
             plot_speed(results).figure.savefig(args.plot, dpi=110, bbox_inches="tight")
     else:
         profile = get_profile(args.profile)

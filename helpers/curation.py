@@ -145,7 +145,7 @@ def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
 _PRICE_STRING = re.compile(r"^\s*\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
 
 
-def parse_price(value) -> tuple[float | None, str | None]:
+def parse_record_price(value) -> tuple[float | None, str | None]:
     """(price, None) or (None, reason). Strings like '$1,299.99' parse; 'from $5', 'N/A' do not."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         return None, "missing price"
@@ -240,7 +240,7 @@ def curate(
         if not isinstance(record, dict):
             report.drop("malformed record")
             continue
-        price, reason = parse_price(record.get("price"))
+        price, reason = parse_record_price(record.get("price"))
         if reason:
             report.drop(reason)
             continue

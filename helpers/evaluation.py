@@ -20,7 +20,6 @@ from helpers.prices import parse_price_text
 
 HIT_ABS, HIT_REL = 40.0, 0.20
 NEAR_ABS, NEAR_REL = 80.0, 0.40
-COLORS = {"hit": "tab:green", "near": "tab:orange", "miss": "tab:red"}
 KINDS = ("baseline", "base-llm", "fine-tuned", "oracle")
 MAX_PREDICTION = 1e6  # a "price" above a million dollars is an answer gone wrong: counted as unreadable
 
@@ -222,93 +221,3 @@ def load_results(profile: str, path: Path | None = None) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 
-def plot_scatter(result: EvalResult, ax=None, limit: float | None = None):
-    """Prediction vs truth, coloured hit / near / miss, with the y = x line."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
-    top = limit or max(max(result.truths), max(result.predictions)) * 1.05
-    for outcome, color in COLORS.items():
-        xs = [t for t, o in zip(result.truths, result.outcomes) if o == outcome]
-        ys = [p for p, o in zip(result.predictions, result.outcomes) if o == outcome]
-        ax.scatter(xs, ys, s=6, alpha=0.6, color=color, label=f"{outcome} ({len(xs) / result.n:.0%})")
-    ax.plot([0, top], [0, top], color="0.3", lw=1)
-    ax.set(xlim=(0, top), ylim=(0, top), xlabel="true price ($)", ylabel="predicted price ($)",
-           title=f"{result.model}\nMAE ${result.mae:,.2f}, RMSLE {result.rmsle:.2f}, hits {result.hit_rate:.0%}")
-    ax.legend(loc="upper left", fontsize=8)
-    return ax
-
-
-def plot_running_error(results: Sequence[EvalResult], ax=None):
-    """Mean absolute error over the first k items: shows when an estimate has settled."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    for result in results:
-        total, running = 0.0, []
-        for i, (p, t) in enumerate(zip(result.predictions, result.truths), 1):
-            total += abs(p - t)
-            running.append(total / i)
-        ax.plot(range(1, len(running) + 1), running, label=result.model)
-    ax.set(xlabel="items scored", ylabel="running MAE ($)", title="running error")
-    ax.legend(fontsize=8)
-    return ax
-
-
-KIND_COLORS = {"baseline": "tab:blue", "base-llm": "tab:gray", "fine-tuned": "tab:purple", "oracle": "tab:green"}
-
-
-def plot_comparison(entries: Sequence[dict], ax=None, metric: str = "mae"):
-    """One bar per results.json entry (best first), 95% CI whiskers, coloured by kind; oracles as a line."""
-    import matplotlib.pyplot as plt
-
-    if not entries:
-        raise ValueError("no results to compare: run the notebooks that record results first (04, 05, 07)")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 0.45 * len(entries) + 1.5))
-    models = sorted((e for e in entries if e["kind"] != "oracle"), key=lambda e: e[metric], reverse=True)
-    labels = [f"{e['model']} (n={e['n']}, {e.get('unparseable', 0)} filled)" for e in models]
-    values = [e[metric] for e in models]
-    ax.barh(labels, values, color=[KIND_COLORS.get(e["kind"], "tab:blue") for e in models])
-    if metric == "mae":
-        low = [v - e["mae_ci95"][0] for v, e in zip(values, models)]
-        high = [e["mae_ci95"][1] - v for v, e in zip(values, models)]
-        ax.errorbar(values, range(len(models)), xerr=[low, high], fmt="none", color="0.2", capsize=2, lw=1)
-    right = [e["mae_ci95"][1] if metric == "mae" else v for v, e in zip(values, models)]
-    for y, (x, v) in enumerate(zip(right, values)):
-        ax.text(x + 0.01 * max(right), y, f"{v:,.2f}" if metric != "hit_rate" else f"{v:.0%}", va="center",
-                fontsize=8)
-    for e in entries:
-        if e["kind"] == "oracle":
-            ax.axvline(e[metric], color=KIND_COLORS["oracle"], ls="--", label=f"{e['model']}: {e[metric]:,.2f}")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for k, c in KIND_COLORS.items() if k != "oracle"]
-    ax.legend(handles + ax.get_legend_handles_labels()[0],
-              [k for k in KIND_COLORS if k != "oracle"] + ax.get_legend_handles_labels()[1], fontsize=8,
-              loc="lower right")
-    ax.set(xlabel={"mae": "mean absolute error ($, lower is better)", "rmsle": "RMSLE (lower is better)",
-                   "hit_rate": "hit rate (higher is better)"}.get(metric, metric),
-           title="every model on the test split")
-    return ax
-
-
-def plot_groups(entries: Sequence[dict], group: str = "by_band", ax=None):
-    """MAE per price band (or category) for a few results side by side."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3.5))
-    keys = list(dict.fromkeys(k for e in entries for k in e[group]))
-    width = 0.8 / max(1, len(entries))
-    for i, e in enumerate(entries):
-        xs = np.arange(len(keys)) + i * width
-        ax.bar(xs, [e[group].get(k, {}).get("mae", np.nan) for k in keys], width,
-               label=e["model"], color=KIND_COLORS.get(e["kind"]) if len(entries) <= 1 else None)
-    ax.set_xticks(np.arange(len(keys)) + width * (len(entries) - 1) / 2, keys,
-                  rotation=0 if group == "by_band" else 60, ha="center" if group == "by_band" else "right",
-                  fontsize=8)
-    ax.set(ylabel="MAE ($)", title=f"error {'by price band' if group == 'by_band' else 'by category'}")
-    ax.legend(fontsize=8)
-    return ax

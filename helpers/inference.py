@@ -235,21 +235,3 @@ def price_distributions(model, tokenizer, prompts: Sequence[str], batch_size: in
     return out
 
 
-def plot_price_distribution(dist: PriceDistribution, truth: float | None = None, greedy: float | None = None,
-                            ax=None, limit: int = 1000):
-    """The model's probabilities over prices (binned), with the truth and the three point estimates."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 3.2))
-    bins = np.linspace(0, limit, 51)
-    ax.hist(dist.values, bins=bins, weights=dist.probs, color="tab:purple", alpha=0.6, label="model probability")
-    marks = {"truth": (truth, "black", "-"), "greedy": (greedy, "tab:red", ":"),
-             "expected (mean)": (dist.expected, "tab:blue", "--"), "median": (dist.median, "tab:green", "--")}
-    for name, (value, color, style) in marks.items():
-        if value is not None:
-            ax.axvline(value, color=color, ls=style, lw=1.5, label=f"{name} ${value:,.0f}")
-    ax.set(xlabel="price ($)", ylabel="probability", xlim=(0, limit))
-    ax.legend(fontsize=8)
-    return ax

@@ -123,53 +123,6 @@ def ladder_rows(entries: Sequence[dict], order: Sequence[tuple[str, str]]) -> li
     return rows
 
 
-def plot_ladder(rows: Sequence[dict], course: Sequence[tuple[str, float]] = COURSE_REAL_DATA, ax=None):
-    """Our models (bars with 95% CI) and, in a separate labelled group, the course's real-data figures."""
-    import matplotlib.pyplot as plt
-
-    from helpers.evaluation import KIND_COLORS
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 0.42 * (len(rows) + len(course)) + 2))
-    labels = [f"{r['step']}: {r['model']}" for r in rows] + [f"[course, real data] {name}" for name, _ in course]
-    values = [r["mae"] for r in rows] + [v for _, v in course]
-    colors = [KIND_COLORS.get(r["kind"], "tab:blue") for r in rows] + ["0.75"] * len(course)
-    ys = list(range(len(labels)))[::-1]
-    ax.barh(ys, values, color=colors)
-    ax.errorbar([r["mae"] for r in rows], ys[: len(rows)],
-                xerr=[[r["mae"] - r["ci_low"] for r in rows], [r["ci_high"] - r["mae"] for r in rows]],
-                fmt="none", color="0.2", capsize=2, lw=1)
-    right = [r["ci_high"] for r in rows] + [v for _, v in course]  # labels clear of the whiskers
-    for y, v, x in zip(ys, values, right):
-        ax.text(x, y, f" ${v:,.2f}", va="center", fontsize=8)
-    ax.set_yticks(ys, labels, fontsize=8)
-    if course:
-        ax.axhline(ys[len(rows) - 1] - 0.5, color="0.5", lw=0.8, ls=":")
-    n = rows[0]["n"] if rows else 0
-    ax.set(xlabel="mean absolute error ($), 95% CI", title=f"the payoff ladder: our models on the same {n} test "
-           "items; grey: the course's figures on real data (cited)")
-    return ax
-
-
-def plot_data_curve(curve: dict, ax=None):
-    """MAE against training examples for each method (log x), from benchmarks/results/.../data_curve.json."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    for method, points in curve["methods"].items():
-        xs = [p["n_train"] for p in points]
-        ys = [p["mae"] for p in points]
-        ax.plot(xs, ys, marker="o", label=method)
-    if curve.get("oracle_mae"):
-        ax.axhline(curve["oracle_mae"], color="tab:green", ls="--", label="noise-floor oracle")
-    ax.set_xscale("log")
-    ax.set(xlabel="training examples", ylabel=f"test MAE ($, {curve.get('n_test', '?')} items)",
-           title="when does fine-tuning pay?")
-    ax.legend(fontsize=8)
-    return ax
-
-
 def crossing(curve: dict, a: str, b: str) -> float | None:
     """The training size where method `a` first gets below method `b` (log-linear interpolation), or None."""
     import math

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-ALL_LINEAR = "all-linear"
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # every linear layer of a Llama-family block
+PEFT_ALL_LINEAR = "all-linear"  # peft's keyword for the same layers, resolved from the model
 
 
 class LoRALinear(nn.Module):
@@ -64,7 +65,7 @@ class LoRALinear(nn.Module):
 
 
 def _matches(name: str, target_modules: Iterable[str] | str) -> bool:
-    if target_modules == ALL_LINEAR:
+    if target_modules == PEFT_ALL_LINEAR:
         return not name.endswith("lm_head")
     return name.split(".")[-1] in set(target_modules)
 
@@ -155,7 +156,7 @@ def token_blocks(tokenizer, text: str, block: int, limit: int | None = None) -> 
 
 
 @dataclass
-class RunResult:
+class LoraRun:
     train_losses: list[float]
     eval_loss: float
     trainable: int
@@ -180,7 +181,7 @@ def train_causal_lm(
     batch_size: int = 4,
     lr: float = 1e-3,
     seed: int = 0,
-) -> RunResult:
+) -> LoraRun:
     """AdamW on whatever is trainable, next-token loss, a fixed batch order for a given seed."""
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -197,7 +198,7 @@ def train_causal_lm(
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
     seconds = time.perf_counter() - started
-    return RunResult(losses, eval_loss(model, valid), trainable_parameters(model)[0], seconds)
+    return LoraRun(losses, eval_loss(model, valid), trainable_parameters(model)[0], seconds)
 
 
 def fresh_model(source: str) -> nn.Module:
@@ -218,7 +219,7 @@ def lora_run(
     dropout: float = 0.0,
     lr: float = 1e-3,
     batch_size: int = 4,
-) -> RunResult:
+) -> LoraRun:
     """Train a from-scratch LoRA (alpha defaults to 2r) on a fresh base model and report its losses."""
     model = fresh_model(source)
     apply_lora(model, target_modules, r=r, alpha=2 * r if alpha is None else alpha, dropout=dropout)
@@ -233,7 +234,7 @@ def full_finetune_run(
     target_modules=("q_proj", "v_proj"),
     lr: float = 1e-4,
     batch_size: int = 4,
-) -> tuple[RunResult, dict[str, torch.Tensor]]:
+) -> tuple[LoraRun, dict[str, torch.Tensor]]:
     """Train the target matrices fully (everything else frozen); return the run and each weight change ΔW."""
     model = fresh_model(source)
     for p in model.parameters():

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from helpers.lora import ALL_LINEAR
+
 GIB = 2**30
 ACT_HIDDEN, ACT_MLP = 12, 4  # saved values per token and layer, in units of hidden_size / intermediate_size
 QLORA_ACT_FACTOR = 1.3  # fp32 residual stream after prepare_model_for_kbit_training
@@ -30,7 +32,6 @@ LOGIT_BYTES = 10  # bf16 logits + fp32 copy + fp32 gradient
 DROPOUT_BYTES = 1.15  # per input value of every adapted module, with lora dropout > 0 (fitted, trainer runs)
 CKPT_RESIDUAL_BF16 = 3  # bytes per hidden value kept per layer under checkpointing, bf16 base (fitted: 2 + extras)
 CONTEXT_GIB = 1.0  # CUDA context, allocator slack
-ALL_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GPUS = {"T4 (16 GB)": 15.0, "A100 (40 GB)": 39.4, "H100 (80 GB)": 79.1}  # usable GiB as nvidia-smi reports them
 
 
@@ -171,7 +172,7 @@ def compare_trainer(arch: Architecture, measured: list[dict], seq: int) -> list[
             continue
         method = "lora" if s.get("quantization") in ("bf16", "fp16", "fp32") else "qlora"
         est = estimate(arch, method, s["batch_size"], seq, r=m.get("settings", {}).get("r", 16) or 16,
-                       targets=tuple(m.get("targets", ALL_TARGETS)), gradient_checkpointing=bool(s["gradient_checkpointing"]),
+                       targets=tuple(m.get("targets", ALL_LINEAR)), gradient_checkpointing=bool(s["gradient_checkpointing"]),
                        loss="fused", lora_dropout=s.get("dropout", 0.1))
         rows.append({"run": m["name"], "predicted GiB": est.total / GIB, "measured GiB": m["peak_memory_gb"],
                      "error": est.total / GIB / m["peak_memory_gb"] - 1})

@@ -1,10 +1,22 @@
-"""Figures: every run leaves its plots in outputs/<profile>/figures/."""
+"""Every figure of the workbook, in one style: each notebook saves its plots with `save_figure`, so every run
+leaves them in outputs/<profile>/figures/. The plots take plain results (dataclasses or results.json
+entries) and an optional matplotlib axis."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpers.paths import outputs_dir
+
+if TYPE_CHECKING:
+    from helpers.benchmark import BenchResult
+    from helpers.evaluation import EvalResult
+    from helpers.inference import PriceDistribution
+    from helpers.sweeps import SweepRun
+
+OUTCOME_COLORS = {"hit": "tab:green", "near": "tab:orange", "miss": "tab:red"}
 
 
 def save_figure(fig, profile: str, name: str) -> Path:
@@ -30,4 +42,234 @@ def plot_loss_curves(log_history: list[dict], best_checkpoint: str | None = None
         ax.axvline(best_step, color="tab:green", ls="--", label=f"best checkpoint (step {best_step})")
     ax.set(xlabel="step", ylabel="loss (completion tokens)", title=title)
     ax.legend()
+    return ax
+
+
+# ---- evaluation: predictions against truth, and models against each other ----
+
+
+def plot_scatter(result: EvalResult, ax=None, limit: float | None = None):
+    """Prediction vs truth, coloured hit / near / miss, with the y = x line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    top = limit or max(max(result.truths), max(result.predictions)) * 1.05
+    for outcome, color in OUTCOME_COLORS.items():
+        xs = [t for t, o in zip(result.truths, result.outcomes) if o == outcome]
+        ys = [p for p, o in zip(result.predictions, result.outcomes) if o == outcome]
+        ax.scatter(xs, ys, s=6, alpha=0.6, color=color, label=f"{outcome} ({len(xs) / result.n:.0%})")
+    ax.plot([0, top], [0, top], color="0.3", lw=1)
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="true price ($)", ylabel="predicted price ($)",
+           title=f"{result.model}\nMAE ${result.mae:,.2f}, RMSLE {result.rmsle:.2f}, hits {result.hit_rate:.0%}")
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def plot_running_error(results: Sequence[EvalResult], ax=None):
+    """Mean absolute error over the first k items: shows when an estimate has settled."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    for result in results:
+        total, running = 0.0, []
+        for i, (p, t) in enumerate(zip(result.predictions, result.truths), 1):
+            total += abs(p - t)
+            running.append(total / i)
+        ax.plot(range(1, len(running) + 1), running, label=result.model)
+    ax.set(xlabel="items scored", ylabel="running MAE ($)", title="running error")
+    ax.legend(fontsize=8)
+    return ax
+
+
+KIND_COLORS = {"baseline": "tab:blue", "base-llm": "tab:gray", "fine-tuned": "tab:purple", "oracle": "tab:green"}
+
+
+def plot_comparison(entries: Sequence[dict], ax=None, metric: str = "mae"):
+    """One bar per results.json entry (best first), 95% CI whiskers, coloured by kind; oracles as a line."""
+    import matplotlib.pyplot as plt
+
+    if not entries:
+        raise ValueError("no results to compare: run the notebooks that record results first (04, 05, 07)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.45 * len(entries) + 1.5))
+    models = sorted((e for e in entries if e["kind"] != "oracle"), key=lambda e: e[metric], reverse=True)
+    labels = [f"{e['model']} (n={e['n']}, {e.get('unparseable', 0)} filled)" for e in models]
+    values = [e[metric] for e in models]
+    ax.barh(labels, values, color=[KIND_COLORS.get(e["kind"], "tab:blue") for e in models])
+    if metric == "mae":
+        low = [v - e["mae_ci95"][0] for v, e in zip(values, models)]
+        high = [e["mae_ci95"][1] - v for v, e in zip(values, models)]
+        ax.errorbar(values, range(len(models)), xerr=[low, high], fmt="none", color="0.2", capsize=2, lw=1)
+    right = [e["mae_ci95"][1] if metric == "mae" else v for v, e in zip(values, models)]
+    for y, (x, v) in enumerate(zip(right, values)):
+        ax.text(x + 0.01 * max(right), y, f"{v:,.2f}" if metric != "hit_rate" else f"{v:.0%}", va="center",
+                fontsize=8)
+    for e in entries:
+        if e["kind"] == "oracle":
+            ax.axvline(e[metric], color=KIND_COLORS["oracle"], ls="--", label=f"{e['model']}: {e[metric]:,.2f}")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for k, c in KIND_COLORS.items() if k != "oracle"]
+    ax.legend(handles + ax.get_legend_handles_labels()[0],
+              [k for k in KIND_COLORS if k != "oracle"] + ax.get_legend_handles_labels()[1], fontsize=8,
+              loc="lower right")
+    ax.set(xlabel={"mae": "mean absolute error ($, lower is better)", "rmsle": "RMSLE (lower is better)",
+                   "hit_rate": "hit rate (higher is better)"}.get(metric, metric),
+           title="every model on the test split")
+    return ax
+
+
+def plot_groups(entries: Sequence[dict], group: str = "by_band", ax=None):
+    """MAE per price band (or category) for a few results side by side."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.5))
+    keys = list(dict.fromkeys(k for e in entries for k in e[group]))
+    width = 0.8 / max(1, len(entries))
+    for i, e in enumerate(entries):
+        xs = np.arange(len(keys)) + i * width
+        ax.bar(xs, [e[group].get(k, {}).get("mae", np.nan) for k in keys], width,
+               label=e["model"], color=KIND_COLORS.get(e["kind"]) if len(entries) <= 1 else None)
+    ax.set_xticks(np.arange(len(keys)) + width * (len(entries) - 1) / 2, keys,
+                  rotation=0 if group == "by_band" else 60, ha="center" if group == "by_band" else "right",
+                  fontsize=8)
+    ax.set(ylabel="MAE ($)", title=f"error {'by price band' if group == 'by_band' else 'by category'}")
+    ax.legend(fontsize=8)
+    return ax
+
+
+# ---- inference: the model's price distribution ----
+
+
+def plot_price_distribution(dist: PriceDistribution, truth: float | None = None, greedy: float | None = None,
+                            ax=None, limit: int = 1000):
+    """The model's probabilities over prices (binned), with the truth and the three point estimates."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.2))
+    bins = np.linspace(0, limit, 51)
+    ax.hist(dist.values, bins=bins, weights=dist.probs, color="tab:purple", alpha=0.6, label="model probability")
+    marks = {"truth": (truth, "black", "-"), "greedy": (greedy, "tab:red", ":"),
+             "expected (mean)": (dist.expected, "tab:blue", "--"), "median": (dist.median, "tab:green", "--")}
+    for name, (value, color, style) in marks.items():
+        if value is not None:
+            ax.axvline(value, color=color, ls=style, lw=1.5, label=f"{name} ${value:,.0f}")
+    ax.set(xlabel="price ($)", ylabel="probability", xlim=(0, limit))
+    ax.legend(fontsize=8)
+    return ax
+
+
+# ---- the payoff ladder and the data curve ----
+
+
+def plot_ladder(rows: Sequence[dict], course: Sequence[tuple[str, float]] | None = None, ax=None):
+    """Our models (bars with 95% CI) and, in a separate labelled group, the course's real-data figures
+    (default: `helpers.ladder.COURSE_REAL_DATA`)."""
+    import matplotlib.pyplot as plt
+
+    if course is None:
+        from helpers.ladder import COURSE_REAL_DATA as course
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.42 * (len(rows) + len(course)) + 2))
+    labels = [f"{r['step']}: {r['model']}" for r in rows] + [f"[course, real data] {name}" for name, _ in course]
+    values = [r["mae"] for r in rows] + [v for _, v in course]
+    colors = [KIND_COLORS.get(r["kind"], "tab:blue") for r in rows] + ["0.75"] * len(course)
+    ys = list(range(len(labels)))[::-1]
+    ax.barh(ys, values, color=colors)
+    ax.errorbar([r["mae"] for r in rows], ys[: len(rows)],
+                xerr=[[r["mae"] - r["ci_low"] for r in rows], [r["ci_high"] - r["mae"] for r in rows]],
+                fmt="none", color="0.2", capsize=2, lw=1)
+    right = [r["ci_high"] for r in rows] + [v for _, v in course]  # labels clear of the whiskers
+    for y, v, x in zip(ys, values, right):
+        ax.text(x, y, f" ${v:,.2f}", va="center", fontsize=8)
+    ax.set_yticks(ys, labels, fontsize=8)
+    if course:
+        ax.axhline(ys[len(rows) - 1] - 0.5, color="0.5", lw=0.8, ls=":")
+    n = rows[0]["n"] if rows else 0
+    ax.set(xlabel="mean absolute error ($), 95% CI", title=f"the payoff ladder: our models on the same {n} test "
+           "items; grey: the course's figures on real data (cited)")
+    return ax
+
+
+def plot_data_curve(curve: dict, ax=None):
+    """MAE against training examples for each method (log x), from benchmarks/results/.../data_curve.json."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for method, points in curve["methods"].items():
+        xs = [p["n_train"] for p in points]
+        ys = [p["mae"] for p in points]
+        ax.plot(xs, ys, marker="o", label=method)
+    if curve.get("oracle_mae"):
+        ax.axhline(curve["oracle_mae"], color="tab:green", ls="--", label="noise-floor oracle")
+    ax.set_xscale("log")
+    ax.set(xlabel="training examples", ylabel=f"test MAE ($, {curve.get('n_test', '?')} items)",
+           title="when does fine-tuning pay?")
+    ax.legend(fontsize=8)
+    return ax
+
+
+# ---- the hyperparameter lab ----
+
+
+def plot_sweep(results: list[SweepRun], sweep: str, ax=None):
+    """Validation loss per swept value (bars), with parameters, time or speed on a second axis; the epochs
+    sweep plots its validation curve with the best checkpoint marked."""
+    import matplotlib.pyplot as plt
+
+    from helpers.sweeps import SECOND_AXIS, SECOND_LABEL, of
+
+    runs = of(results, sweep)
+    if not runs:
+        raise ValueError(f"no results for sweep {sweep!r}: run it first (run_sweeps(..., only=[{sweep!r}]))")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4))
+    if sweep == "epochs":
+        run = runs[0]
+        xs, ys = zip(*run.val_curve)
+        ax.plot(xs, ys, marker="o", label="validation loss")
+        if run.extra.get("train_curve"):
+            ax.plot(*zip(*run.extra["train_curve"]), alpha=0.6, label="training loss")
+        ax.axvline(run.best_epoch, color="tab:green", ls="--", label=f"best: epoch {run.best_epoch:g}")
+        ax.set(xlabel="epoch", ylabel="validation loss", title=run.label)
+        ax.legend(fontsize=8)
+        return ax
+    labels = [r.label for r in runs]
+    ax.bar(labels, [r.final_val_loss for r in runs], color="tab:purple", alpha=0.75)
+    low = min(r.final_val_loss for r in runs)
+    high = max(r.final_val_loss for r in runs)
+    ax.set_ylim(low - (high - low) * 0.6 - 1e-3, high + (high - low) * 0.3 + 1e-3)
+    ax.set(ylabel="validation loss after training", title=sweep)
+    key = SECOND_AXIS.get(sweep)
+    if key:
+        twin = ax.twinx()
+        values = [getattr(r, key) / (1e6 if key == "trainable" else 1) for r in runs]
+        twin.plot(labels, values, color="tab:orange", marker="s")
+        twin.set_ylabel(SECOND_LABEL[key], color="tab:orange")
+    return ax
+
+
+# ---- training speed ----
+
+
+def plot_speed(results: list[BenchResult], ax=None):
+    """Tokens/s per configuration (bars) with its validation loss written on each bar."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 0.5 * len(results) + 1.2))[1]
+    names = [r.name for r in results][::-1]
+    speeds = [r.tokens_per_s for r in results][::-1]
+    bars = ax.barh(names, speeds, color="tab:blue")
+    for bar, r in zip(bars, results[::-1]):
+        mfu = f", MFU {r.mfu:.1%}" if r.mfu is not None else ""
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {r.tokens_per_s:,.0f} tok/s, val loss "
+                f"{r.loss:.3f}{mfu}", va="center", fontsize=8)
+    ax.set(xlabel="training tokens per second (real tokens)", title=f"training speed on {results[0].device}")
+    ax.set_xlim(0, max(speeds) * 1.6)
     return ax

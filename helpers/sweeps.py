@@ -86,7 +86,7 @@ def sweeps(profile: Profile) -> dict[str, list[tuple[str, TrainConfig]]]:
 
 
 @dataclass
-class RunResult:
+class SweepRun:
     sweep: str
     label: str
     config: dict
@@ -116,7 +116,7 @@ def lab_data(profile: Profile, words: int | None = None):
     return DatasetDict({name: split.map(shorten) for name, split in data.items()})
 
 
-def run_one(profile: Profile, sweep: str, label: str, config: TrainConfig, data, workdir: Path) -> RunResult:
+def run_one(profile: Profile, sweep: str, label: str, config: TrainConfig, data, workdir: Path) -> SweepRun:
     """Train one configuration (no checkpoints written) and read its validation curve."""
     from helpers.memory import Architecture, estimate
     from helpers.training import make_trainer
@@ -142,7 +142,7 @@ def run_one(profile: Profile, sweep: str, label: str, config: TrainConfig, data,
     arch = Architecture.from_config(model.config)
     seq = tokens / max(1, config.n_train * config.epochs)
     act = estimate(arch, "qlora", config.batch_size, max(1, int(seq)), config.r, tuple(config.target_modules))
-    result = RunResult(
+    result = SweepRun(
         sweep=sweep, label=label, config=asdict(config), val_curve=curve, final_val_loss=curve[-1][1],
         best_val_loss=best, best_epoch=best_epoch, seconds=round(seconds, 2), train_tokens=tokens,
         tokens_per_s=tokens / seconds if seconds else 0.0,
@@ -159,11 +159,11 @@ def run_one(profile: Profile, sweep: str, label: str, config: TrainConfig, data,
     return result
 
 
-def run_sweeps(profile: Profile, only: list[str] | None = None, progress: bool = True) -> list[RunResult]:
+def run_sweeps(profile: Profile, only: list[str] | None = None, progress: bool = True) -> list[SweepRun]:
     """Run every sweep (or those named in `only`); a configuration shared by two sweeps runs once."""
     data = lab_data(profile)
-    done: dict[str, RunResult] = {}
-    results: list[RunResult] = []
+    done: dict[str, SweepRun] = {}
+    results: list[SweepRun] = []
     plan = [(name, label, config) for name, runs in sweeps(profile).items() if not only or name in only
             for label, config in runs]
     for i, (name, label, config) in enumerate(plan, 1):
@@ -176,14 +176,14 @@ def run_sweeps(profile: Profile, only: list[str] | None = None, progress: bool =
     return results
 
 
-def save(results: list[RunResult], profile: str, path: Path | None = None) -> Path:
+def save(results: list[SweepRun], profile: str, path: Path | None = None) -> Path:
     path = path or outputs_dir(profile) / "sweeps.json"
     path.write_text(json.dumps([asdict(r) for r in results], indent=1))
     return path
 
 
-def load(path: Path) -> list[RunResult]:
-    return [RunResult(**{**r, "val_curve": [tuple(p) for p in r["val_curve"]]}) for r in json.loads(path.read_text())]
+def load(path: Path) -> list[SweepRun]:
+    return [SweepRun(**{**r, "val_curve": [tuple(p) for p in r["val_curve"]]}) for r in json.loads(path.read_text())]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,46 +216,11 @@ SECOND_LABEL = {"trainable": "trainable parameters (M)", "seconds": "training ti
                 "tokens_per_s": "training tokens/s"}
 
 
-def of(results: list[RunResult], sweep: str) -> list[RunResult]:
+def of(results: list[SweepRun], sweep: str) -> list[SweepRun]:
     return [r for r in results if r.sweep == sweep]
 
 
-def plot_sweep(results: list[RunResult], sweep: str, ax=None):
-    """Validation loss per swept value (bars), with parameters, time or speed on a second axis; the epochs
-    sweep plots its validation curve with the best checkpoint marked."""
-    import matplotlib.pyplot as plt
-
-    runs = of(results, sweep)
-    if not runs:
-        raise ValueError(f"no results for sweep {sweep!r}: run it first (run_sweeps(..., only=[{sweep!r}]))")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.4))
-    if sweep == "epochs":
-        run = runs[0]
-        xs, ys = zip(*run.val_curve)
-        ax.plot(xs, ys, marker="o", label="validation loss")
-        if run.extra.get("train_curve"):
-            ax.plot(*zip(*run.extra["train_curve"]), alpha=0.6, label="training loss")
-        ax.axvline(run.best_epoch, color="tab:green", ls="--", label=f"best: epoch {run.best_epoch:g}")
-        ax.set(xlabel="epoch", ylabel="validation loss", title=run.label)
-        ax.legend(fontsize=8)
-        return ax
-    labels = [r.label for r in runs]
-    ax.bar(labels, [r.final_val_loss for r in runs], color="tab:purple", alpha=0.75)
-    low = min(r.final_val_loss for r in runs)
-    high = max(r.final_val_loss for r in runs)
-    ax.set_ylim(low - (high - low) * 0.6 - 1e-3, high + (high - low) * 0.3 + 1e-3)
-    ax.set(ylabel="validation loss after training", title=sweep)
-    key = SECOND_AXIS.get(sweep)
-    if key:
-        twin = ax.twinx()
-        values = [getattr(r, key) / (1e6 if key == "trainable" else 1) for r in runs]
-        twin.plot(labels, values, color="tab:orange", marker="s")
-        twin.set_ylabel(SECOND_LABEL[key], color="tab:orange")
-    return ax
-
-
-def conclude(results: list[RunResult], sweep: str) -> str:
+def conclude(results: list[SweepRun], sweep: str) -> str:
     """One sentence from the measured numbers of a sweep."""
     runs = of(results, sweep)
     if not runs:

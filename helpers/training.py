@@ -17,10 +17,9 @@ from pathlib import Path
 
 import torch
 
+from helpers.lora import ALL_LINEAR  # the one definition (the configs below use it)
 from helpers.paths import outputs_dir
 from helpers.profiles import Profile, get_profile
-
-ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,7 @@ class TrainConfig:
     pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
     padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
     torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
+    cpu_bf16: bool = False  # on CPU: 4-bit layers compute in bf16 and the Trainer autocasts to bf16 (CPUs with AVX512-BF16/AMX)
     fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
     fsdp_version: int = 2  # 2: per-parameter sharding (the default of transformers 5); 1: the older flat parameters
     report_to: str = "none"  # where the Trainer also sends its logs: none, tensorboard or wandb (needs its package)
@@ -126,7 +126,9 @@ def build_model(profile: Profile, config: TrainConfig):
     """4-bit base + LoRA adapters, ready to train; the bitsandbytes CPU guard is applied on load."""
     from helpers.models import load_base_model
 
-    loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp)
+    cpu_bf16 = config.cpu_bf16 and not torch.cuda.is_available()
+    loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp,
+                             compute_dtype=torch.bfloat16 if cpu_bf16 else None)
     checkpointing = decide_checkpointing(config, loaded.model.config)
     return add_adapters(loaded.model, config, checkpointing), loaded.tokenizer
 
@@ -253,7 +255,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         pad_to_multiple_of=config.pad_to_multiple_of,
         padding_free=config.padding_free,
         torch_compile=config.torch_compile,
-        bf16=cuda and bf16,
+        bf16=(cuda and bf16) or (not cuda and config.cpu_bf16),
         fp16=cuda and not bf16,
         use_cpu=not cuda,
         gradient_checkpointing=checkpointing,  # on CPU memory is plentiful and recomputation costs ~30% time

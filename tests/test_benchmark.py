@@ -114,7 +114,8 @@ def test_padding_free_batch_gives_the_same_loss_as_a_padded_one(embedded_dir):
 
 
 def test_speed_variants_change_only_speed_settings(tmp_path, embedded_dir):
-    from helpers.benchmark import plot_speed, speed_configs
+    from helpers.benchmark import speed_configs
+    from helpers.plots import plot_speed
     from helpers.profiles import get_profile
     from helpers.training import config_for
 

@@ -15,7 +15,7 @@ from helpers.curation import (
     load_amazon,
     load_byo,
     make_prompt,
-    parse_price,
+    parse_record_price,
     read_jsonl,
     split,
     to_dataset_dict,
@@ -96,13 +96,13 @@ def test_every_kind_of_bad_record_is_counted(tmp_path):
 
 
 def test_parse_price():
-    assert parse_price("$1,299.99") == (None, "price out of range")
-    assert parse_price("$19.99") == (19.99, None)
-    assert parse_price(" 7 ") == (7.0, None)
-    assert parse_price(MAX_PRICE) == (MAX_PRICE, None)
-    assert parse_price(float("nan"))[1] == "unparseable price"
-    assert parse_price(True)[1] == "unparseable price"
-    assert parse_price("None")[1] == "missing price"
+    assert parse_record_price("$1,299.99") == (None, "price out of range")
+    assert parse_record_price("$19.99") == (19.99, None)
+    assert parse_record_price(" 7 ") == (7.0, None)
+    assert parse_record_price(MAX_PRICE) == (MAX_PRICE, None)
+    assert parse_record_price(float("nan"))[1] == "unparseable price"
+    assert parse_record_price(True)[1] == "unparseable price"
+    assert parse_record_price("None")[1] == "missing price"
 
 
 def test_cleaning_scrubs_html_and_codes():

@@ -7,11 +7,10 @@ from helpers.evaluation import (
     classify,
     evaluate,
     load_results,
-    plot_running_error,
-    plot_scatter,
     record_result,
     train_median,
 )
+from helpers.plots import plot_running_error, plot_scatter
 from helpers.prices import parse_price_text
 
 ITEMS = [
@@ -121,7 +120,8 @@ def test_comparison_and_group_plots_draw_every_entry():
     import matplotlib
 
     matplotlib.use("Agg")
-    from helpers.evaluation import evaluate, plot_comparison, plot_groups
+    from helpers.evaluation import evaluate
+    from helpers.plots import plot_comparison, plot_groups
 
     items = [{"price": p, "category": c} for p, c in ((5.0, "A"), (60.0, "B"), (300.0, "A"), (700.0, "B"))]
     good = evaluate([6, 55, 310, 650], items, "good", kind="fine-tuned").record()

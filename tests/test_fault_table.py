@@ -57,9 +57,9 @@ def _price(text):
 
 
 def _curation_price(value):
-    from helpers.curation import parse_price
+    from helpers.curation import parse_record_price
 
-    return parse_price(value)
+    return parse_record_price(value)
 
 
 def _evaluate(predictions, items, **kw):

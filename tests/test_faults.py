@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers.curation import MAX_CHARS, CurationReport, curate, load_byo, parse_price, read_jsonl
+from helpers.curation import MAX_CHARS, CurationReport, curate, load_byo, parse_record_price, read_jsonl
 from helpers.evaluation import evaluate, load_results, record_result
 from helpers.prices import parse_price_text
 
@@ -47,7 +47,7 @@ def test_a_truncated_gzip_keeps_what_was_read_and_says_so(tmp_path):
     (None, "missing price"),
 ])
 def test_absurd_prices_are_counted_with_a_reason(price, reason):
-    assert parse_price(price) == (None, reason)
+    assert parse_record_price(price) == (None, reason)
 
 
 def test_conflicting_duplicates_say_which_price_was_kept():

@@ -148,7 +148,7 @@ def test_distribution_plot_marks_truth_and_estimates():
     import matplotlib
 
     matplotlib.use("Agg")
-    from helpers.inference import plot_price_distribution
+    from helpers.plots import plot_price_distribution
 
     dist = PriceDistribution([10, 20, 500], [0.5, 0.3, 0.2], 1.0)
     ax = plot_price_distribution(dist, truth=25.0, greedy=10.0)

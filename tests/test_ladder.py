@@ -10,11 +10,10 @@ from helpers.ladder import (
     choose_decoding,
     crossing,
     ladder_rows,
-    plot_data_curve,
-    plot_ladder,
     ship_adapter,
     shipped_provenance,
 )
+from helpers.plots import plot_data_curve, plot_ladder  # noqa: E402
 
 matplotlib.use("Agg")
 ITEMS = [{"price": p, "category": "A"} for p in (10.0, 50.0, 200.0, 600.0)]

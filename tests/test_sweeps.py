@@ -2,8 +2,9 @@ from dataclasses import asdict, replace
 
 import pytest
 
+from helpers.plots import plot_sweep
 from helpers.profiles import get_profile
-from helpers.sweeps import RunResult, base_config, conclude, load, plot_sweep, save, sweeps
+from helpers.sweeps import SweepRun, base_config, conclude, load, save, sweeps
 
 
 def _differences(a, b) -> set[str]:
@@ -31,7 +32,7 @@ def test_each_sweep_changes_only_its_own_setting(name):
 
 
 def _run(sweep, label, curve, **kw):
-    return RunResult(sweep=sweep, label=label, config={}, val_curve=curve, final_val_loss=curve[-1][1],
+    return SweepRun(sweep=sweep, label=label, config={}, val_curve=curve, final_val_loss=curve[-1][1],
                      best_val_loss=min(v for _, v in curve[1:]),
                      best_epoch=min(curve[1:], key=lambda p: p[1])[0], seconds=10.0, train_tokens=100,
                      tokens_per_s=10.0, trainable=kw.pop("trainable", 1_000_000), **kw)
