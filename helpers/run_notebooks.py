@@ -98,7 +98,8 @@ def source_sha(source: str) -> str:
 def has_fresh_published_outputs(cell) -> bool:
     """True for an unchecked code cell whose outputs were published from a run of its current code."""
     meta = cell.get("metadata", {}).get("workbook", {})
-    return bool(cell.get("outputs")) and meta.get("source_sha") == source_sha(cell.source)
+    source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    return bool(cell.get("outputs")) and meta.get("source_sha") == source_sha(source)
 
 
 def publish_outputs(source: Path, executed: Path, run: str = "default") -> dict:

@@ -39,3 +39,35 @@ def test_run_writes_executed_notebooks_and_summary(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "out" / "smoke" / "run_summary.json").read_text())
     assert saved["notebooks"][1]["status"].startswith("failed")
     assert (tmp_path / "out" / "smoke" / "notebooks" / "01_fails.ipynb").is_file()  # kept to show where it stopped
+
+
+def test_publish_copies_outputs_of_unchanged_unchecked_cells_and_the_structure_test_catches_edits(tmp_path):
+    """A default run's outputs go into the source notebook for unchecked cells whose code is unchanged;
+    checked cells keep theirs; a cell edited after the run gets none; editing a published cell later makes
+    it stale."""
+    import nbformat
+
+    from helpers.run_notebooks import has_fresh_published_outputs, publish_outputs
+
+    def notebook(sources):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(s, id=f"c{i}") for i, s in enumerate(sources)]
+        return nb
+
+    source = notebook(["print(1)", "# NBVAL_CHECK_OUTPUT\nprint(2)", "print(3)"])
+    ran = notebook(["print(1)", "# NBVAL_CHECK_OUTPUT\nprint(2)", "print(33)"])
+    for cell, text in zip(ran.cells, ("1\n", "2\n", "33\n")):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text),
+                        nbformat.v4.new_output("stream", name="stderr", text="a warning\n")]
+    source.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2 (smoke)\n")]
+    src_path, ran_path = tmp_path / "source.ipynb", tmp_path / "ran.ipynb"
+    nbformat.write(source, src_path)
+    nbformat.write(ran, ran_path)
+    counts = publish_outputs(src_path, ran_path)
+    assert counts == {"published": 1, "stale": 1, "missing": 0, "figures": 0}
+    cells = nbformat.read(src_path, as_version=4).cells
+    assert [o["text"] for o in cells[0].outputs] == ["1\n"]  # stderr (warnings, progress bars) left out
+    assert cells[1].outputs[0]["text"] == "2 (smoke)\n" and cells[2].outputs == []
+    assert has_fresh_published_outputs(cells[0])
+    cells[0].source = "print(10)"
+    assert not has_fresh_published_outputs(cells[0])
