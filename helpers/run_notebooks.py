@@ -76,17 +76,31 @@ def store_checked_outputs(path: Path, profile: str = "smoke", timeout: int = 180
         if cell.cell_type != "code":
             continue
         if "NBVAL_CHECK_OUTPUT" in cell.source:
-            checked += 1  # nbval only compares cells that carry an execution count
-            cell.execution_count = checked
-            for output in cell.outputs:
-                if "execution_count" in output:
-                    output["execution_count"] = checked
+            checked += 1
         else:  # keep a default run's published outputs while the cell's code is unchanged
-            cell.outputs, cell.execution_count = published.get(cell.get("id"), []), None
+            cell.outputs = published.get(cell.get("id"), [])
             if not cell.outputs:
                 cell.metadata.pop("workbook", None)
+    number_cells(notebook)
     nbformat.write(notebook, path)
     return checked
+
+
+def number_cells(notebook) -> None:
+    """Execution counts 1, 2, ... on the code cells that carry outputs, none on the others: nbval treats a cell
+    with outputs and no count as an unrun reference and fails it, and compares only the marked cells' outputs."""
+    count = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.outputs:
+            count += 1
+            cell.execution_count = count
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output["execution_count"] = count
+        else:
+            cell.execution_count = None
 
 
 def source_sha(source: str) -> str:
@@ -128,13 +142,10 @@ def publish_outputs(source: Path, executed: Path, run: str = "default") -> dict:
             cell.metadata.pop("workbook", None)
             continue
         cell.outputs = [o for o in other.outputs if o.get("output_type") != "stream" or o.get("name") != "stderr"]
-        for output in cell.outputs:
-            if "execution_count" in output:
-                output["execution_count"] = None
-        cell.execution_count = None
         cell.metadata["workbook"] = {"outputs_from": f"{run} run", "source_sha": source_sha(cell.source)}
         counts["published"] += 1
         counts["figures"] += sum("image/png" in o.get("data", {}) for o in cell.outputs)
+    number_cells(notebook)
     nbformat.write(notebook, source)
     return counts
 

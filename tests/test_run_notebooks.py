@@ -69,5 +69,6 @@ def test_publish_copies_outputs_of_unchanged_unchecked_cells_and_the_structure_t
     assert [o["text"] for o in cells[0].outputs] == ["1\n"]  # stderr (warnings, progress bars) left out
     assert cells[1].outputs[0]["text"] == "2 (smoke)\n" and cells[2].outputs == []
     assert has_fresh_published_outputs(cells[0])
+    assert [c.execution_count for c in cells] == [1, 2, None]  # nbval fails a cell with outputs and no count
     cells[0].source = "print(10)"
     assert not has_fresh_published_outputs(cells[0])
