@@ -40,7 +40,7 @@ $py -m pip install -q -r "$out/colab-packages.txt" -c "$out/constraints.txt"
 $py -m pip freeze --exclude-editable | sort > "$out/freeze-before.txt"
 
 # exactly what the notebooks' install cell runs (tests/test_install_cell.py checks the cell says this)
-$py -m pip install -q --no-deps -r requirements-colab-extras.txt
+$py -m pip install -q --no-deps $(grep -v "^#" requirements-colab-extras.txt)  # what the install cell names
 $py -m pip install -q --no-deps -e .
 $py -m pip freeze --exclude-editable | sort > "$out/freeze-after.txt"
 installed=$(( $(date +%s) - started ))

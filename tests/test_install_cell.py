@@ -30,9 +30,12 @@ def test_install_cell_installs_only_what_colab_lacks_without_dependencies():
     cell = next(iter(_install_cells().values()))
     pip_lines = [line for line in cell.splitlines() if "pip install" in line]
     assert pip_lines and all(line.strip().startswith("%pip") and "--no-deps" in line for line in pip_lines)
-    assert "requirements.txt" not in cell and "!pip" not in cell and "grep" not in cell
+    assert "requirements" not in cell.replace("requirements-colab-extras.txt", "") and " -r " not in cell
+    assert "!pip" not in cell and "grep" not in cell
     extras = (REPO_ROOT / "requirements-colab-extras.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in extras if line and not line.startswith("#"))
+    named = dict(re.findall(r"([\w-]+)==(\S+)", "\n".join(pip_lines)))
+    assert named == pins, "the cell names exactly the packages of requirements-colab-extras.txt (make test-colab uses it)"
     assert not set(pins) & set(COLAB_OWN), "never reinstall a package Colab ships"
     pinned = dict(re.findall(r"^([\w-]+)==(\S+)", (REPO_ROOT / "requirements.txt").read_text(), re.M))
     for name, version in pins.items():  # the same versions the tests run with
