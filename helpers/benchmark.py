@@ -96,12 +96,29 @@ def _packed_rows(tokenizer, n_rows: int, seq: int) -> torch.Tensor:
     return torch.tensor(ids[: n_rows * seq]).view(n_rows, seq)
 
 
-def _mode_model(mode: str, cuda: bool, r: int):
+def mode_dtype(mode: str, cuda: bool, native_bf16: bool | None = None) -> torch.dtype:
+    """The dtype a benchmark mode computes in: bf16 where the GPU has it natively (compute capability >= 8.0),
+    fp16 (with loss scaling) for the 4-bit modes on older GPUs such as a T4, where bf16 is only emulated
+    (`torch.cuda.is_bf16_supported()` says True there anyway). The bf16 modes are refused on such a GPU."""
+    if not cuda:
+        return torch.bfloat16  # the CPU runs the loop without autocast; only the 4-bit layers compute in bf16
+    if native_bf16 is None:
+        from helpers.profiles import native_bf16 as has_bf16
+
+        native_bf16 = has_bf16()
+    if native_bf16:
+        return torch.bfloat16
+    if mode.endswith("-bf16"):
+        raise ValueError(f"mode {mode!r} needs native bf16 (compute capability 8.0+); this GPU emulates it. "
+                         "Run the qlora modes, which compute in fp16 here.")
+    return torch.float16
+
+
+def _mode_model(mode: str, cuda: bool, r: int, dtype: torch.dtype = torch.bfloat16):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     from helpers.models import load_base_model
 
-    dtype = torch.bfloat16
     quantization = {"full-bf16": "bf16", "lora-bf16": "bf16", "qlora-nf4": "nf4", "qlora-nf4-dq": "nf4-dq"}[mode]
     loaded = load_base_model(quantization=quantization, device="cuda" if cuda else "cpu", compute_dtype=dtype,
                              for_training=True)
@@ -123,8 +140,10 @@ def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warm
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     cuda = torch.cuda.is_available()
+    dtype = mode_dtype(mode, cuda)
     torch.manual_seed(0)
-    model, tokenizer = _mode_model(mode, cuda, r)
+    model, tokenizer = _mode_model(mode, cuda, r, dtype)
+    scaler = torch.amp.GradScaler("cuda") if cuda and dtype == torch.float16 else None
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if mode != "full-bf16":
@@ -149,10 +168,15 @@ def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warm
                 torch.cuda.synchronize()
             started = time.perf_counter()
         batch_ids = rows[step * batch : (step + 1) * batch]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=dtype, enabled=cuda):
             loss = model(input_ids=batch_ids, labels=batch_ids).loss
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss_value = float(loss.detach())
     if cuda:

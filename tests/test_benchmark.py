@@ -152,3 +152,17 @@ def test_padding_free_refuses_examples_longer_than_max_length(embedded_dir, tmp_
     config = replace(config_for(profile), padding_free=True, max_length=24)
     with pytest.raises(ConfigError, match="padding_free=True: an example has"):
         make_trainer(profile, config, tmp_path, evaluate=False)
+
+
+def test_benchmark_modes_follow_compute_capability_not_is_bf16_supported():
+    """A T4 reports bf16 as supported (emulated): the 4-bit modes compute in fp16 there, the bf16 modes are
+    refused with what to run instead; A100/H100 compute in bf16."""
+    import torch
+
+    from helpers.benchmark import mode_dtype
+
+    assert mode_dtype("qlora-nf4-dq", cuda=True, native_bf16=True) == torch.bfloat16
+    assert mode_dtype("qlora-nf4-dq", cuda=True, native_bf16=False) == torch.float16
+    with pytest.raises(ValueError, match="needs native bf16"):
+        mode_dtype("lora-bf16", cuda=True, native_bf16=False)
+    assert mode_dtype("full-bf16", cuda=False) == torch.bfloat16
