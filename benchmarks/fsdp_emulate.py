@@ -122,7 +122,11 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
         target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
         max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, fsdp_version=fsdp_version, logging_steps=1, warmup_ratio=0.0,
         group_by_length=False, learning_rate=1e-4))
-    dtype = (torch.float16 if fp16 else torch.bfloat16) if cuda else torch.float32  # fp16: a T4 has no bf16
+    if cuda and not fp16:  # a T4 reports bf16 as supported but only emulates it: decide by compute capability
+        from helpers.profiles import native_bf16
+
+        fp16 = not native_bf16()
+    dtype = (torch.float16 if fp16 else torch.bfloat16) if cuda else torch.float32
     qconfig = quantization_config(config.quantization, dtype, quant_storage=dtype if fsdp else None)
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, quantization_config=qconfig,
