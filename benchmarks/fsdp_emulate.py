@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from helpers.benchmark import step_timer  # noqa: E402
 from helpers.memory import GIB, Architecture, estimate  # noqa: E402
 from helpers.models import load_model_config, quantization_config  # noqa: E402
 from helpers.training import ALL_LINEAR, TrainConfig, _sft_config, _trainer_class, add_adapters, validate_config  # noqa: E402
@@ -71,37 +72,6 @@ def build(name: str, folder: Path, tiny: bool = False) -> Path:
     return folder
 
 
-class StepTimer:
-    """Trainer callback: wall time of every optimizer step (synchronised on a GPU) and the peak memory."""
-
-    def __init__(self):
-        from transformers import TrainerCallback
-
-        timer = self
-
-        class _Callback(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):  # after wrapping: a training-only peak
-                if torch.cuda.is_available():
-                    timer.before_train_gib = torch.cuda.memory_allocated() / GIB
-                    timer.load_peak_gib = torch.cuda.max_memory_allocated() / GIB
-                    torch.cuda.reset_peak_memory_stats()
-
-            def on_step_begin(self, args, state, control, **kwargs):
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                timer._t0 = time.perf_counter()
-
-            def on_step_end(self, args, state, control, **kwargs):
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                timer.times.append(time.perf_counter() - timer._t0)
-
-        self.times: list[float] = []
-        self.before_train_gib = self.load_peak_gib = None
-        self._t0 = 0.0
-        self.callback = _Callback()
-
-
 def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: bool, checkpointing: bool,
               r: int = 32, tiny: bool = False, fsdp_version: int = 2, cap_gib: float | None = None,
               fp16: bool = False) -> dict:
@@ -142,9 +112,9 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fsdp_emulate_{name}_{rank}"
     args = _sft_config(config, out_dir, cuda=cuda, bf16=cuda and not fp16, evaluate=False, checkpoints=False)
     args.disable_tqdm = True
-    timer = StepTimer()
+    timer = step_timer()
     trainer = _trainer_class()(model=model, args=args, train_dataset=data,
-                               processing_class=AutoTokenizer.from_pretrained(str(folder)), callbacks=[timer.callback])
+                               processing_class=AutoTokenizer.from_pretrained(str(folder)), callbacks=[timer])
     try:
         output = trainer.train()
     except torch.OutOfMemoryError as error:

@@ -9,33 +9,18 @@ operators by GPU time and by CPU time, and how much of each step's wall time the
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
 
+from helpers.benchmark import step_timer  # noqa: E402
 from helpers.profiles import get_profile  # noqa: E402
 from helpers.training import config_for, make_trainer, parse_overrides  # noqa: E402
 
 WAIT, WARMUP, ACTIVE = 3, 2, 5
-
-
-class _Step(TrainerCallback):
-    def __init__(self, prof):
-        self.prof, self.times = prof, []
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        torch.cuda.synchronize()
-        self.started = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        torch.cuda.synchronize()
-        self.times.append(time.perf_counter() - self.started)
-        self.prof.step()
 
 
 def main(out: Path, pairs: list[str]) -> None:
@@ -48,7 +33,7 @@ def main(out: Path, pairs: list[str]) -> None:
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     schedule = torch.profiler.schedule(wait=WAIT, warmup=WARMUP, active=ACTIVE)
     with torch.profiler.profile(activities=activities, schedule=schedule) as prof:
-        callback = _Step(prof)
+        callback = step_timer(after_step=prof.step)
         trainer.add_callback(callback)
         trainer.train()
     events = prof.key_averages()

@@ -96,6 +96,40 @@ def _packed_rows(tokenizer, n_rows: int, seq: int) -> torch.Tensor:
     return torch.tensor(ids[: n_rows * seq]).view(n_rows, seq)
 
 
+def step_timer(after_step=None):
+    """A Trainer callback that times every optimizer step (synchronised on a GPU) into `.times`, and at the start
+    of training records what is held (`.before_train_gib`) and the load peak (`.load_peak_gib`), then resets the
+    peak so that `torch.cuda.max_memory_allocated()` afterwards is the training peak. `after_step` runs after
+    each step (the profiler's `step`, say)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.times: list[float] = []
+            self.before_train_gib = self.load_peak_gib = None
+            self._started = 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):  # after the model is wrapped (FSDP, DDP)
+            if torch.cuda.is_available():
+                self.before_train_gib = torch.cuda.memory_allocated() / 2**30
+                self.load_peak_gib = torch.cuda.max_memory_allocated() / 2**30
+                torch.cuda.reset_peak_memory_stats()
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self._started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.times.append(time.perf_counter() - self._started)
+            if after_step is not None:
+                after_step()
+
+    return StepTimer()
+
+
 def mode_dtype(mode: str, cuda: bool, native_bf16: bool | None = None) -> torch.dtype:
     """The dtype a benchmark mode computes in: bf16 where the GPU has it natively (compute capability >= 8.0),
     fp16 (with loss scaling) for the 4-bit modes on older GPUs such as a T4, where bf16 is only emulated
