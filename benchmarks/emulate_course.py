@@ -23,25 +23,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fsdp_emulate import build  # noqa: E402  (the one random-weight builder)
 
 from helpers.memory import Architecture, estimate  # noqa: E402
 from helpers.models import load_model_config  # noqa: E402
 
 
 def build_random(name: str, folder: Path) -> Path:
-    """A random-weight fp16 checkpoint of the architecture, built on the GPU in seconds."""
-    from transformers import AutoModelForCausalLM
-
-    if (folder / "config.json").exists():
-        return folder
-    config = load_model_config(name)
+    """The random-weight checkpoint (benchmarks/fsdp_emulate.py builds it; loading here converts it to fp16)."""
     torch.cuda.set_per_process_memory_fraction(1.0)  # the build is not part of the measurement: no cap here
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float16)
-    model.save_pretrained(str(folder))
-    del model
-    gc.collect()
+    folder = build(name, folder)
     torch.cuda.empty_cache()
     return folder
 
