@@ -53,7 +53,7 @@ class TrainConfig:
     pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
     padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
     torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
-    cpu_bf16: bool = False  # on CPU: 4-bit layers compute in bf16 and the Trainer autocasts to bf16 (CPUs with AVX512-BF16/AMX)
+    cpu_bf16: bool = False  # on CPU: 4-bit layers compute in bf16 and the Trainer autocasts to bf16 (only where the CPU has AVX512-BF16; elsewhere fp32)
     fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
     fsdp_version: int = 2  # 2: per-parameter sharding (the default of transformers 5); 1: the older flat parameters
     report_to: str = "none"  # where the Trainer also sends its logs: none, tensorboard or wandb (needs its package)
@@ -62,13 +62,13 @@ class TrainConfig:
 TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "smoke": TrainConfig(r=4, alpha=8, batch_size=4, n_train=16, n_val=8, max_steps=4, eval_steps=2, save_steps=2,
                          logging_steps=1),
-    # ~110 training tokens/s on 2 CPU cores: 960 examples of ~124 tokens is about 20 minutes. All linear layers
-    # at r=64 and a 4e-4 learning rate: on the H100 this cut the test MAE from $114 to $45 against q/k/v/o at
-    # r=16 and 2e-4 (catalog v1, benchmarks/results/h100-2026-11-22). Measured, not yet adopted (notebooks
-    # 06-07 would need re-running): no adapter dropout gave 1.26x the tokens/s on 2 cores (88 -> 111,
-    # validation loss 0.968 -> 0.976 after 96 examples; benchmarks/results/speed-cpu-2026-11-23).
-    "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, n_train=960, n_val=80,
-                           batch_size=8, eval_steps=30, save_steps=30),
+    # All linear layers at r=64 and a 4e-4 learning rate: on the H100 this cut the test MAE from $114 to $45 against
+    # q/k/v/o at r=16 and 2e-4 (catalog v1, benchmarks/results/h100-2026-11-22). Speed on 2 CPU cores (issue 19,
+    # benchmarks/results/speed-cpu-2026-11-23b, 96 examples): bf16 compute and no adapter dropout trained 169
+    # tokens/s against 98 (1.72x) at the same validation loss (0.966 vs 0.968), so the budget that bought 960
+    # examples (~20 min) now buys 1,600. On a CPU without AVX512-BF16 the run computes in fp32 (and is slower).
+    "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, n_train=1600, n_val=80,
+                           batch_size=8, eval_steps=40, save_steps=40, dropout=0.0, cpu_bf16=True),
     # r=16 keeps the adapter at 9.8 MB in bf16, small enough to ship; one pass over 40,000 examples. Speed
     # (benchmarks/results/speed-h100-2026-11-23, issue 19): a 135M step is bound by the CPU launching ~7,000
     # kernels (the GPU was busy 16% of it), so 4x the batch costs about the same time per step; the base fits
@@ -122,11 +122,25 @@ def decide_checkpointing(config: TrainConfig, model_config, cuda: bool | None = 
     return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
 
 
+def cpu_bf16_active(config: TrainConfig, cuda: bool, has_bf16: bool | None = None, announce: bool = False) -> bool:
+    """Whether this run computes in bf16 on the CPU: asked for, no GPU, and a CPU with AVX512-BF16. Without that
+    instruction set bf16 matmuls are emulated and slower than fp32, so the setting falls back (and says so)."""
+    if not config.cpu_bf16 or cuda:
+        return False
+    if has_bf16 is None:
+        from bitsandbytes.functional import has_avx512bf16
+
+        has_bf16 = has_avx512bf16()
+    if not has_bf16 and announce:
+        print("cpu_bf16: this CPU has no AVX512-BF16, so bf16 would be slower than fp32 here; computing in fp32")
+    return has_bf16
+
+
 def build_model(profile: Profile, config: TrainConfig):
     """4-bit base + LoRA adapters, ready to train; the bitsandbytes CPU guard is applied on load."""
     from helpers.models import load_base_model
 
-    cpu_bf16 = config.cpu_bf16 and not torch.cuda.is_available()
+    cpu_bf16 = cpu_bf16_active(config, cuda=torch.cuda.is_available(), announce=True)
     loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp,
                              compute_dtype=torch.bfloat16 if cpu_bf16 else None)
     checkpointing = decide_checkpointing(config, loaded.model.config)
@@ -255,7 +269,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         pad_to_multiple_of=config.pad_to_multiple_of,
         padding_free=config.padding_free,
         torch_compile=config.torch_compile,
-        bf16=(cuda and bf16) or (not cuda and config.cpu_bf16),
+        bf16=(cuda and bf16) or cpu_bf16_active(config, cuda),
         fp16=cuda and not bf16,
         use_cpu=not cuda,
         gradient_checkpointing=checkpointing,  # on CPU memory is plentiful and recomputation costs ~30% time

@@ -132,6 +132,10 @@ def test_speed_variants_change_only_speed_settings(tmp_path, embedded_dir):
             continue
         if config.batch_size != base.batch_size:  # fewer steps: the learning rate follows the batch
             assert config.learning_rate == base.learning_rate * (config.batch_size / base.batch_size) ** 0.5
+    cpu = speed_configs(config_for(get_profile("default")), cpu=True)
+    assert (cpu["profile as it is"].cpu_bf16, cpu["profile as it is"].dropout) == (True, 0.0)
+    assert (cpu["before issue 19"].cpu_bf16, cpu["before issue 19"].dropout) == (False, 0.1)
+    assert all(not c.cpu_bf16 for c in (cpu["fp32 compute"], cpu["LoRA on an fp32 base"]))
     out = tmp_path / "speed.json"
     assert main(["speed", "--profile", "smoke", "--examples", "8", "--val", "4", "--only", "profile as it is",
                  "padding-free", "--json", str(out), "--plot", str(tmp_path / "speed.png")]) == 0

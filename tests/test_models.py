@@ -193,3 +193,34 @@ def test_guard_repairs_an_already_repacked_model():
         assert report.repacked_restored == (2 if cpu_has_bf16() else 0)
         # undoing the repack round-trips the block scales through bf16: close, not bit-exact
         assert _rel_error(_lora_grads(layers), reference) < 1e-2
+
+
+def test_guard_holds_with_bf16_compute():
+    """The default profile computes the 4-bit layers in bf16 on CPUs that have AVX512-BF16 (cpu_bf16): after an
+    eval forward the guarded gradients are unchanged; unguarded, bitsandbytes loses them."""
+    from bitsandbytes.functional import has_avx512bf16 as cpu_has_bf16
+
+    def bf16_grads(layers):
+        torch.manual_seed(1)
+        a = torch.nn.Parameter(torch.randn(8, 128) * 0.1)
+        b = torch.nn.Parameter(torch.randn(256, 8) * 0.1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hidden = layers[0](torch.randn(16, 128)) + torch.randn(16, 128) @ a.t() @ b.t()
+            layers[1](torch.relu(hidden)).float().pow(2).mean().backward()
+        return a.grad, b.grad
+
+    for guarded in (True, False):
+        layers = _quantized_pair()
+        for layer in layers:
+            layer.compute_dtype = torch.bfloat16
+        if guarded:
+            guard_bnb_cpu_training(layers)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            before = bf16_grads(layers)
+            _eval_forward(layers)
+            after = bf16_grads(layers)
+        if guarded:
+            assert all(torch.equal(x, y) for x, y in zip(before, after))
+        elif cpu_has_bf16():
+            assert _rel_error(after, before) > 0.05, "bitsandbytes no longer corrupts bf16 gradients here"

@@ -246,3 +246,36 @@ def test_fp16_training_keeps_the_adapters_in_fp32():
     assert adapters_for_fp16(model, fp16=False) == 0
     assert adapters_for_fp16(model, fp16=True) == 4
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+
+
+def test_cpu_bf16_needs_the_instruction_set_and_falls_back_with_a_message(capsys, tmp_path):
+    from helpers.training import _sft_config, cpu_bf16_active
+
+    asked = TrainConfig(cpu_bf16=True)
+    assert cpu_bf16_active(asked, cuda=False, has_bf16=True)
+    assert not cpu_bf16_active(asked, cuda=True, has_bf16=True)  # on a GPU bf16 is decided by compute capability
+    assert not cpu_bf16_active(TrainConfig(), cuda=False, has_bf16=True)
+    assert not cpu_bf16_active(asked, cuda=False, has_bf16=False, announce=True)
+    assert "no AVX512-BF16" in capsys.readouterr().out
+    assert TRAIN_CONFIGS["default"].cpu_bf16 and not TRAIN_CONFIGS["smoke"].cpu_bf16
+    from bitsandbytes.functional import has_avx512bf16
+
+    assert _sft_config(asked, tmp_path, cuda=False, bf16=False).bf16 == has_avx512bf16()
+    assert not _sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).bf16
+
+
+def test_cpu_bf16_training_computes_the_4bit_layers_in_bf16(tmp_path, embedded_dir):
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import has_avx512bf16
+
+    from helpers.training import build_model
+
+    if not has_avx512bf16():
+        pytest.skip("this CPU has no AVX512-BF16: the setting falls back to fp32 (tested above)")
+    config = TrainConfig(**{**TINY.__dict__, "cpu_bf16": True, "dropout": 0.0})
+    model, _ = build_model(get_profile("smoke"), config)
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and all(m.compute_dtype == torch.bfloat16 for m in layers)
+    assert all(not m.support_avx512bf16_for_cpu for m in layers)  # the gradient guard is on too
+    result = train(get_profile("smoke"), config, tmp_path / "run")
+    assert result.best_eval_loss is not None and 0 < result.best_eval_loss < 20
