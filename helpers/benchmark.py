@@ -360,6 +360,8 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
         "checkpointing, 2x batch, lr x1.4": {**ckpt, "batch_size": 2 * base.batch_size,
                                              "learning_rate": 2**0.5 * base.learning_rate},
         "checkpointing, 4x batch, lr x2": {**ckpt, **big},
+        "checkpointing, 2x batch, lr x2": {**ckpt, "batch_size": 2 * base.batch_size, "learning_rate": 2 * base.learning_rate},
+        "checkpointing, 4x batch, lr x4": {**ckpt, "batch_size": 4 * base.batch_size, "learning_rate": 4 * base.learning_rate},
         # the profile's 4x batch takes 4x fewer steps at a square-root-scaled rate and ended 2% higher in validation
         # loss: does a larger rate (linear scaling from the old batch 64 at 4e-4 is 1.6e-3) close the gap?
         "lr x1.5": {"learning_rate": 1.5 * base.learning_rate},

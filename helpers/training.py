@@ -70,13 +70,15 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
     "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, n_train=1600, n_val=80,
                            batch_size=8, eval_steps=40, save_steps=40, dropout=0.0, cpu_bf16=True),
     # r=16 keeps the adapter at 9.8 MB in bf16, small enough to ship; one pass over 40,000 examples. Speed
-    # (benchmarks/results/speed-h100-2026-11-23, issue 19): a 135M step is bound by the CPU launching ~7,000
-    # kernels (the GPU was busy 16% of it), so 4x the batch costs about the same time per step; the base fits
-    # in bf16 (0.27 GB), so no 4-bit dequantisation; no adapter dropout (fewer kernels, no loss cost measured).
-    # 16,044 -> 70,311 tokens/s, validation loss 0.945 -> 0.961 after 8,192 examples; peak 14.6 -> 39.2 GiB,
-    # so on a smaller GPU checkpointing switches on by itself (45,574 tokens/s at 3.8 GiB).
+    # (issue 19, benchmarks/results/speed-h100-2026-11-23 and -24): a 135M step is bound by the CPU launching ~7,000
+    # kernels (the GPU was busy 16% of it), so 4x the batch costs about the same time per step; the base fits in
+    # bf16 (0.27 GB), so no 4-bit dequantisation; no adapter dropout (fewer kernels, no loss cost measured). With
+    # 4x fewer steps the rate scales linearly (4e-4 at batch 64 -> 1.6e-3 at 256, chosen on validation loss after
+    # 16,384 examples: 0.9350 at 8e-4, 0.9326 at 1.2e-3, 0.9235 at 1.6e-3, against 0.9147 before). Same machine:
+    # 15,308 -> 61,732-68,357 tokens/s, peak 14.8 -> 39.4 GiB; on a smaller GPU checkpointing switches on by
+    # itself (~45,000 tokens/s at 3.8 GiB, same loss).
     "gpu": TrainConfig(target_modules=ALL_LINEAR, r=16, alpha=32, quantization="bf16", dropout=0.0,
-                       learning_rate=8e-4, batch_size=256, epochs=1, eval_steps=25, save_steps=25,
+                       learning_rate=1.6e-3, batch_size=256, epochs=1, eval_steps=25, save_steps=25,
                        optimizer="adamw_torch_fused"),
     # Llama 3.1 8B (random weights) through this trainer, QLoRA r=32, seq 256, checkpointing, fp16 under a T4's
     # 15 GiB (benchmarks/results/trainer-8b-t4cap-h100-2026-11-23): batch 16 peaked at 11.6 GiB and trained
