@@ -1,0 +1,119 @@
+"""Numbers written in a notebook's prose must come from its run (issue 18: markdown numbers go stale).
+
+Committed notebooks carry the outputs of the default run. Every number in a markdown cell that looks measured
+(a decimal such as 1.245, or a thousands-separated count such as 65,656) must appear, at the precision written,
+in some output of the same notebook, so re-publishing a notebook whose numbers changed fails here until the prose
+follows. The exceptions below are definitions, settings, quotations or measurements made elsewhere; each says
+why, and where it names a results file, the number is checked there instead.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NUMBER = re.compile(r"(?<![\w.\-/])(\d{1,3}(?:,\d{3})+|\d+\.\d+)(?![\w.]*\d)")
+
+# (notebook prefix, cell id) -> (why, numbers allowed, results file that must contain them or None)
+EXCEPTIONS: dict[tuple[str, str], tuple[str, set[str], str | None]] = {
+    ("00", "x00e"): ("an exercise's given: SmolLM2-135M's parameter count", {"134.5"}, None),
+    ("01", "c14"): ("the NF4 code book's end probability (a definition)", {"0.9677"}, None),
+    ("01", "c16"): ("an FP4 level of the code book (a definition)", {"1.5"}, None),
+    ("01", "c33"): ("quoted from the QLoRA paper, Table 2", {"34.34", "31.07", "29.48", "27.41"}, None),
+    ("03", "c12"): ("the price filter's upper bound (a setting)", {"999.49"}, None),
+    ("03", "6bc4c914"): ("the catalog's spec range and noise (data card), targets of the catalog issue",
+                         {"3,000", "50,000", "0.22", "0.60", "0.85", "0.35"}, None),
+    ("04", "c06"): ("the 95% normal quantile (a definition)", {"1.96"}, None),
+    ("06", "c24s"): ("H100 speed profile: kernels per step, and ratios of the rows of the cited run",
+                     {"7,000", "4.4", "1.7"}, None),
+    ("06", "c25"): ("the gpu profile's training-set size (a setting)", {"40,000"}, None),
+    ("06", "c26"): ("measured on 2 x H200 (README, benchmarks/results/h200x2-2026-11-22)",
+                    {"4,096", "2.08", "1.96"}, None),
+    ("07", "0d2177c0"): ("the shipped adapter's size and its provenance (adapters/.../workbook_training.json)",
+                         {"9.8", "2.9"}, None),
+    ("08", "c06"): ("the gpu profile's sweep size (a setting)", {"2,048"}, None),
+    ("08", "c22"): ("the noise threshold the summary applies (a stated judgement)", {"0.02"}, None),
+    ("08", "c22c"): ("the gpu profile's sweep size (a setting)", {"2,048"}, None),
+}
+# measured numbers that a results file holds literally
+SOURCED: dict[tuple[str, str], tuple[set[str], str]] = {
+    ("03", "6bc4c914"): ({"0.62", "0.24"}, "benchmarks/results/catalog-v2/baselines.md"),
+}
+
+
+def _outputs(notebook: dict) -> str:
+    parts = []
+    for cell in notebook["cells"]:
+        for out in cell.get("outputs", []):
+            parts.append("".join(out.get("text", "")))
+            for kind, value in out.get("data", {}).items():
+                if kind in ("text/plain", "text/html", "text/markdown"):
+                    parts.append("".join(value))
+    return "\n".join(parts)
+
+
+def _values(text: str) -> list[float]:
+    values = []
+    for match in re.finditer(r"\d[\d,]*(?:\.\d+)?", text):
+        try:
+            values.append(float(match.group(0).replace(",", "")))
+        except ValueError:
+            pass
+    return values
+
+
+def _shown(number: str, values: list[float]) -> bool:
+    """Written at some precision: an output rounds to it (as a value, or as a percentage of a fraction)."""
+    places = len(number.split(".")[1]) if "." in number else 0
+    target = float(number.replace(",", ""))
+    return any(round(v, places) == target or round(100 * v, places) == target for v in values)
+
+
+def prose_numbers(source: str) -> list[str]:
+    """Measured-looking numbers of a markdown cell; equations, code spans and links are not prose."""
+    source = re.sub(r"\$\$.*?\$\$", "", source, flags=re.S)
+    source = re.sub(r"`[^`]*`|\(https?://[^)]*\)|benchmarks/results/\S+", "", source)
+    return [m.group(1) for m in NUMBER.finditer(source)]
+
+
+def unbacked_numbers(notebook: dict, prefix: str) -> dict[str, list[str]]:
+    values = _values(_outputs(notebook))
+    found = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        key = (prefix, cell.get("id"))
+        allowed = EXCEPTIONS.get(key, ("", set(), None))[1] | SOURCED.get(key, (set(), ""))[0]
+        missing = [n for n in prose_numbers("".join(cell["source"])) if n not in allowed and not _shown(n, values)]
+        if missing:
+            found[cell.get("id")] = missing
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_number_in_prose_is_printed_by_the_run(path):
+    notebook = json.loads(path.read_text())
+    unbacked = unbacked_numbers(notebook, path.name[:2])
+    assert not unbacked, (f"{path.name}: numbers in markdown that no output shows (print them from the run, or "
+                          f"add a reasoned exception in this test): {unbacked}")
+
+
+def test_exceptions_name_cells_that_exist_and_sourced_numbers_are_in_their_files():
+    for prefix, cell_id in {**EXCEPTIONS, **SOURCED}:
+        path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
+        ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
+        assert cell_id in ids, f"{path.name} has no cell {cell_id}: remove its exception"
+    for (prefix, cell_id), (numbers, source) in SOURCED.items():
+        values = _values((ROOT / source).read_text())
+        assert all(_shown(n, values) for n in numbers), (prefix, cell_id, source)
+
+
+def test_the_check_catches_a_stale_number():
+    notebook = {"cells": [
+        {"cell_type": "code", "source": [], "outputs": [{"text": "80 steps in 8.0 min, 65,656 tokens; loss 1.2453; share 0.125"}]},
+        {"cell_type": "markdown", "id": "m", "source": ["80 steps in 10.8 min, 65,656 tokens, loss 1.245 (12.5%)"]},
+    ]}
+    assert unbacked_numbers(notebook, "99") == {"m": ["10.8"]}
