@@ -1,8 +1,13 @@
 """Helpers for the fine-tuning workbook: the logic the notebooks call, kept importable and tested.
 
-Modules: profiles (sizes per profile, device), paths, models (embedded model, loading, bnb guard),
-quantization, lora, catalog (sample data generator), curation, data (cached splits), evaluation,
-prices (parsing model output), baselines, inference (greedy and expected-price decoding), training,
-benchmark (tokens/s, memory, MFU), memory (the planner), distributed (data-parallel runs), sweeps
-(notebook 08), chat (the [INST] format, messages, assistant-only masks), plots, run_notebooks.
+One flat package (notebooks import `from helpers.lora import ...`), read in five groups:
+- the math from scratch: quantization (absmax, zero-point, NF4/FP4, blockwise, double quant, PTQ/QAT), lora,
+  memory (the planner);
+- data: catalog (the sample-catalog generator; its table is data/catalog_products.json), curation, data (cached
+  splits), chat (the [INST] format, chat templates, instruction sets);
+- model and training: models (embedded model, loading, the bitsandbytes guard), training, distributed, sweeps
+  (notebook 08), benchmark (tokens/s, memory, MFU);
+- evaluation: evaluation (metrics), prices (reading a model's answer), inference (greedy, median and
+  expected-price decoding), baselines, ladder (notebook 07), plots (every figure);
+- setup and running: profiles (sizes per profile, device checks), paths, repository, run_notebooks, exercises.
 """

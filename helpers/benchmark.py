@@ -168,29 +168,21 @@ def _mode_model(mode: str, cuda: bool, r: int, dtype: torch.dtype = torch.bfloat
     return get_peft_model(model, lora), loaded.tokenizer
 
 
-def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warmup: int = 3, r: int = 32,
-               lr: float = 1e-4, gradient_checkpointing: bool = False) -> BenchResult:
-    """A plain loop (forward, backward, AdamW step) on fixed [batch, seq] rows; times the steps after warm-up."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}")
-    cuda = torch.cuda.is_available()
-    dtype = mode_dtype(mode, cuda)
-    torch.manual_seed(0)
-    model, tokenizer = _mode_model(mode, cuda, r, dtype)
-    scaler = torch.amp.GradScaler("cuda") if cuda and dtype == torch.float16 else None
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if mode != "full-bf16":
-            model.enable_input_require_grads()
-    device = next(model.parameters()).device
-    rows = _packed_rows(tokenizer, batch * (steps + warmup), seq).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
+def _mode_optimizer(mode: str, params: list, lr: float, cuda: bool):
+    """Paged AdamW for QLoRA on a GPU (what QLoRA uses against memory spikes), fused AdamW otherwise."""
     if cuda and mode.startswith("qlora"):
         import bitsandbytes as bnb
 
-        optimizer = bnb.optim.PagedAdamW32bit(params, lr=lr)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=lr, fused=cuda)
+        return bnb.optim.PagedAdamW32bit(params, lr=lr)
+    return torch.optim.AdamW(params, lr=lr, fused=cuda)
+
+
+def _timed_loop(model, optimizer, rows: torch.Tensor, batch: int, steps: int, warmup: int, dtype: torch.dtype,
+                cuda: bool) -> tuple[float, float]:
+    """`warmup` untimed steps, then `steps` timed ones (synchronised on a GPU, peak memory reset before them);
+    returns (seconds, last loss). fp16 scales the loss so that small gradients do not underflow."""
+    scaler = torch.amp.GradScaler("cuda") if cuda and dtype == torch.float16 else None
+    device = rows.device
     model.train()
     if cuda:
         torch.cuda.synchronize()
@@ -204,7 +196,7 @@ def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warm
         batch_ids = rows[step * batch : (step + 1) * batch]
         with torch.autocast(device.type, dtype=dtype, enabled=cuda):
             loss = model(input_ids=batch_ids, labels=batch_ids).loss
-        if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+        if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
@@ -215,7 +207,27 @@ def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warm
         loss_value = float(loss.detach())
     if cuda:
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started, loss_value
+
+
+def bench_mode(mode: str, batch: int = 32, seq: int = 128, steps: int = 20, warmup: int = 3, r: int = 32,
+               lr: float = 1e-4, gradient_checkpointing: bool = False) -> BenchResult:
+    """A plain loop (forward, backward, AdamW step) on fixed [batch, seq] rows; times the steps after warm-up."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    cuda = torch.cuda.is_available()
+    dtype = mode_dtype(mode, cuda)
+    torch.manual_seed(0)
+    model, tokenizer = _mode_model(mode, cuda, r, dtype)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if mode != "full-bf16":
+            model.enable_input_require_grads()
+    device = next(model.parameters()).device
+    rows = _packed_rows(tokenizer, batch * (steps + warmup), seq).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _mode_optimizer(mode, params, lr, cuda)
+    seconds, loss_value = _timed_loop(model, optimizer, rows, batch, steps, warmup, dtype, cuda)
     tokens = steps * batch * seq
     frozen, trainable_mm = matmul_params(model)
     config = model.config

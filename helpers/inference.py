@@ -126,11 +126,19 @@ def enumerate_prices(step: Callable, n_items: int, digits: dict[int, str], max_d
     three-digit path is unlikely. Digits below `keep_prob` and numbers longer than `max_digits` are
     dropped and reported as lost coverage.
     """
+    nodes = _walk_digit_tree(step, n_items, digits, max_digits, top_k, min_prob, keep_prob)
+    return [_price_distribution(_suffixes(nodes, item, digits, max_digits)) for item in range(n_items)]
+
+
+def _walk_digit_tree(step: Callable, n_items: int, digits: dict[int, str], max_digits: int, top_k: int,
+                     min_prob: float, keep_prob: float) -> list[dict]:
+    """The expanded tree, breadth first: one `step` call per depth for all open paths of all items. Each node
+    holds its item, the digits so far, p(end here | node), {token: p(token | node)} and its expanded children;
+    nodes 0..n_items-1 are the prompts."""
     digit_ids = torch.tensor(sorted(digits))
-    # every node: item, digits so far, p(end here | node), {token: p(token | node)}, expanded children
     nodes: list[dict] = [{"item": i, "text": "", "end": 0.0, "probs": {}, "children": {}} for i in range(n_items)]
     rows = list(range(n_items))  # node index of each row of the last step
-    path = [1.0] * n_items
+    path = [1.0] * n_items  # probability of the path to each node
     logprobs = step(None, None)
     while rows:
         probs = logprobs[:, digit_ids].float().exp()
@@ -154,32 +162,34 @@ def enumerate_prices(step: Callable, n_items: int, digits: dict[int, str], max_d
         rows = new_rows
         if rows:
             logprobs = step(parents, tokens)
+    return nodes
 
-    def suffixes(node_id: int) -> dict[str, float]:
-        """p(the digits that follow | node), including "" for ending here."""
-        node = nodes[node_id]
-        dist = {"": node["end"]} if node["text"] else {}
-        expanded = {tok: suffixes(child) for tok, child in node["children"].items()}
-        template = expanded[max(expanded, key=node["probs"].get)] if expanded else {"": 1.0}
-        for token, prob in node["probs"].items():
-            head = digits[token]
-            for tail, q in expanded.get(token, template).items():
-                if len(node["text"]) + len(head) + len(tail) <= max_digits:
-                    dist[head + tail] = dist.get(head + tail, 0.0) + prob * q
-        return dist
 
-    out = []
-    for item in range(n_items):
-        by_value: dict[int, float] = {}
-        for text, prob in suffixes(item).items():
-            if prob <= 0.0:
-                continue
+def _suffixes(nodes: list[dict], node_id: int, digits: dict[int, str], max_digits: int) -> dict[str, float]:
+    """p(the digits that follow | node), including "" for ending here; a child that was not expanded borrows
+    the suffix distribution of its most likely expanded sibling."""
+    node = nodes[node_id]
+    dist = {"": node["end"]} if node["text"] else {}
+    expanded = {tok: _suffixes(nodes, child, digits, max_digits) for tok, child in node["children"].items()}
+    template = expanded[max(expanded, key=node["probs"].get)] if expanded else {"": 1.0}
+    for token, prob in node["probs"].items():
+        head = digits[token]
+        for tail, q in expanded.get(token, template).items():
+            if len(node["text"]) + len(head) + len(tail) <= max_digits:
+                dist[head + tail] = dist.get(head + tail, 0.0) + prob * q
+    return dist
+
+
+def _price_distribution(suffixes: dict[str, float]) -> PriceDistribution:
+    """Digit strings -> whole-dollar values, normalised over what the walk covered (coverage kept)."""
+    by_value: dict[int, float] = {}
+    for text, prob in suffixes.items():
+        if prob > 0.0:
             by_value[int(text)] = by_value.get(int(text), 0.0) + prob
-        coverage = sum(by_value.values())
-        values = sorted(by_value)
-        out.append(PriceDistribution(values, [by_value[v] / coverage for v in values], coverage)
-                   if coverage > 0 else PriceDistribution())
-    return out
+    coverage = sum(by_value.values())
+    values = sorted(by_value)
+    return PriceDistribution(values, [by_value[v] / coverage for v in values], coverage) if coverage > 0 \
+        else PriceDistribution()
 
 
 class _CachedSteps:
