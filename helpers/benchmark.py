@@ -133,7 +133,7 @@ def step_timer(after_step=None):
 def mode_dtype(mode: str, cuda: bool, native_bf16: bool | None = None) -> torch.dtype:
     """The dtype a benchmark mode computes in: bf16 where the GPU has it natively (compute capability >= 8.0),
     fp16 (with loss scaling) for the 4-bit modes on older GPUs such as a T4, where bf16 is only emulated
-    (`torch.cuda.is_bf16_supported()` says True there anyway). The bf16 modes are refused on such a GPU."""
+    (torch reports bf16 as supported there anyway). The bf16 modes are refused on such a GPU."""
     if not cuda:
         return torch.bfloat16  # the CPU runs the loop without autocast; only the 4-bit layers compute in bf16
     if native_bf16 is None:

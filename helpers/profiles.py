@@ -118,8 +118,8 @@ class DeviceInfo:
 def native_bf16(capability: tuple[int, int] | None = None) -> bool:
     """True where the GPU computes bf16 in hardware: compute capability 8.0 or newer (A100, L4, H100).
 
-    `torch.cuda.is_bf16_supported()` also says True on a T4 (7.5), where bf16 is emulated: slow, and
-    bitsandbytes' 4-bit kernels then compute in a dtype the card has no units for. Decide by capability.
+    torch also reports bf16 as supported on a T4 (7.5), where it is only emulated: slow, and bitsandbytes'
+    4-bit kernels then compute in a dtype the card has no units for. So the decision reads the capability.
     """
     if capability is None:
         if not torch.cuda.is_available():
