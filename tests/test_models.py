@@ -135,16 +135,18 @@ def _quantized_pair(seed: int = 0):
     return torch.nn.ModuleList(layers)
 
 
-def _lora_grads(layers, dense=None):
-    """Gradients of a LoRA pair on layer 0; they must flow back through the 4-bit layer 1."""
+def _lora_grads(layers, dense=None, bf16: bool = False):
+    """Gradients of a LoRA pair on layer 0; they must flow back through the 4-bit layer 1 (under bf16 autocast,
+    as the Trainer runs with cpu_bf16, when `bf16`)."""
     torch.manual_seed(1)
     a = torch.nn.Parameter(torch.randn(8, 128) * 0.1)
     b = torch.nn.Parameter(torch.randn(256, 8) * 0.1)
     x = torch.randn(16, 128)
     first = (lambda t: t @ dense[0].t()) if dense else layers[0]
     second = (lambda t: t @ dense[1].t()) if dense else layers[1]
-    hidden = first(x) + x @ a.t() @ b.t()
-    second(torch.relu(hidden)).pow(2).mean().backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        hidden = first(x) + x @ a.t() @ b.t()
+        second(torch.relu(hidden)).float().pow(2).mean().backward()
     return a.grad, b.grad
 
 
@@ -200,15 +202,6 @@ def test_guard_holds_with_bf16_compute():
     eval forward the guarded gradients are unchanged; unguarded, bitsandbytes loses them."""
     from bitsandbytes.functional import has_avx512bf16 as cpu_has_bf16
 
-    def bf16_grads(layers):
-        torch.manual_seed(1)
-        a = torch.nn.Parameter(torch.randn(8, 128) * 0.1)
-        b = torch.nn.Parameter(torch.randn(256, 8) * 0.1)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            hidden = layers[0](torch.randn(16, 128)) + torch.randn(16, 128) @ a.t() @ b.t()
-            layers[1](torch.relu(hidden)).float().pow(2).mean().backward()
-        return a.grad, b.grad
-
     for guarded in (True, False):
         layers = _quantized_pair()
         for layer in layers:
@@ -217,9 +210,9 @@ def test_guard_holds_with_bf16_compute():
             guard_bnb_cpu_training(layers)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            before = bf16_grads(layers)
+            before = _lora_grads(layers, bf16=True)
             _eval_forward(layers)
-            after = bf16_grads(layers)
+            after = _lora_grads(layers, bf16=True)
         if guarded:
             assert all(torch.equal(x, y) for x, y in zip(before, after))
         elif cpu_has_bf16():
