@@ -74,6 +74,18 @@ class Architecture:
     def params(self) -> int:
         return self.linear_params + self.other_params
 
+    def param_groups(self) -> dict[str, int]:
+        """Parameters by role: where quantization saves (the linear layers) and where LoRA can attach. A head
+        tied to the embeddings is the same tensor, so it has no entry of its own."""
+        h, i, kv = self.hidden, self.intermediate, self.kv_dim
+        groups = {"embeddings": self.vocab * h}
+        if not self.tied:
+            groups["head"] = self.vocab * h
+        groups["attention q, k, v, o"] = self.layers * (2 * h * h + 2 * h * kv)
+        groups["MLP gate, up, down"] = self.layers * 3 * h * i
+        groups["norms"] = self.layers * 2 * h + h
+        return groups
+
 
 @dataclass
 class MemoryEstimate:

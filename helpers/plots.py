@@ -273,3 +273,18 @@ def plot_speed(results: list[BenchResult], ax=None):
     ax.set(xlabel="training tokens per second (real tokens)", title=f"training speed on {results[0].device}")
     ax.set_xlim(0, max(speeds) * 1.6)
     return ax
+
+
+def plot_parameter_groups(groups: dict[str, int], ax=None, title: str = "parameters by role"):
+    """Horizontal bars in millions, each labelled with its share of the total."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 3))[1]
+    names, counts = list(groups), [groups[n] / 1e6 for n in groups]
+    total = sum(counts)
+    bars = ax.barh(names[::-1], counts[::-1], color="tab:blue")
+    for bar, count in zip(bars, counts[::-1]):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {count:,.1f} M ({count / total:.0%})",
+                va="center", fontsize=9)
+    ax.set(xlabel="parameters (millions)", title=title, xlim=(0, max(counts) * 1.35))
+    return ax

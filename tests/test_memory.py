@@ -93,3 +93,19 @@ def test_planner_within_15_percent_of_the_gpu_profiles_measured_peaks(smol):
                            lora_dropout=gpu.dropout, gradient_checkpointing=checkpointing).total / GIB
         measured = runs[name]["peak_memory_gb"]
         assert abs(planned - measured) / measured < 0.15, (name, planned, measured)
+
+
+def test_parameter_groups_add_up_and_match_the_models_own_parameters(smol, embedded_dir):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    groups = smol.param_groups()
+    assert sum(groups.values()) == smol.params
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(embedded_dir)))
+    attention = sum(p.numel() for n, p in model.named_parameters() if ".self_attn." in n)
+    mlp = sum(p.numel() for n, p in model.named_parameters() if ".mlp." in n)
+    assert (groups["attention q, k, v, o"], groups["MLP gate, up, down"]) == (attention, mlp)
+    assert "head" not in groups and groups["embeddings"] == 49_152 * 576
+    llama = Architecture.from_config(load_model_config("llama-3.1-8b")).param_groups()
+    assert llama["head"] == llama["embeddings"] == 128_256 * 4096 and sum(llama.values()) == 8_030_261_248
