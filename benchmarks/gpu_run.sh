@@ -10,6 +10,7 @@
 #   bash benchmarks/gpu_run.sh ddp      # 1 vs 2 GPUs (needs a 2-GPU machine)
 #   bash benchmarks/gpu_run.sh fsdp [ONE|TWO|BOTH] [fsdp_emulate.py options]   # random 8B: 1 GPU, FSDP on 2
 #   bash benchmarks/gpu_run.sh sweep LABEL --set NAME=VALUE ...   # one more configuration, evaluated
+#   bash benchmarks/gpu_run.sh head prepare|sweep LR...|train|curve N...|recheck HEAD   # the price head (issue 27)
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
 stage=${1:?usage: gpu_run.sh bench|train}
@@ -24,9 +25,9 @@ export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 case $stage in
-bench|train|speed|extra|ddp|fsdp|ladder|sweep) ;;
+bench|train|speed|extra|ddp|fsdp|ladder|sweep|head) ;;
 env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
-*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep (or env)" >&2; exit 2 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, head (or env)" >&2; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
@@ -103,6 +104,12 @@ ladder)  # prepare | train | evaluate | curve N... (benchmarks/gpu_ladder.py); t
   mkdir -p /tmp/ladder  # kept between calls while the machine stays warm; $out is emptied each call
   PYTHONUNBUFFERED=1 $py benchmarks/gpu_ladder.py "$1" /tmp/ladder "${@:2}" 2>"$out/ladder_$1.stderr" | grep -v "^{'loss\|^{'eval\|^{'train" | tee "$out/ladder_$1.txt"
   tar -czf "$out/ladder.tgz" -C /tmp ladder
+  ;;
+head)  # prepare | sweep LR... | train | curve N... | recheck HEAD (benchmarks/head_gpu.py); shipped head in $out/head
+  shift
+  what=$1; shift
+  if [ "$what" = prepare ]; then PYTHONUNBUFFERED=1 $py benchmarks/head_gpu.py prepare 2>"$out/head_prepare.stderr" | tee "$out/head_prepare.txt"
+  else PYTHONUNBUFFERED=1 $py benchmarks/head_gpu.py "$what" "$out" "$@" 2>"$out/head_$what.stderr" | grep --line-buffered -v "^{'" | tee "$out/head_$what.txt"; fi
   ;;
 sweep)
   label=${2:?label}; shift 2

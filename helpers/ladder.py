@@ -71,7 +71,8 @@ def git_commit() -> str:
         return "unknown"
 
 
-def ship_adapter(adapter_dir: str | Path, out_dir: str | Path = SHIPPED_ADAPTER, extra: dict | None = None) -> Path:
+def ship_adapter(adapter_dir: str | Path, out_dir: str | Path = SHIPPED_ADAPTER, extra: dict | None = None,
+                 provenance: str = "workbook_training.json") -> Path:
     """Copy a trained adapter as bf16 safetensors plus its config and provenance (no tokenizer, no base).
 
     bf16 halves the fp32 training copy; LoRA weights lose nothing that shows at 4-bit inference (the
@@ -85,10 +86,12 @@ def ship_adapter(adapter_dir: str | Path, out_dir: str | Path = SHIPPED_ADAPTER,
     tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()},
               str(out_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
-    (out_dir / "adapter_config.json").write_text((adapter_dir / "adapter_config.json").read_text())
-    provenance = json.loads((adapter_dir / "workbook_training.json").read_text())
-    provenance.update({"commit": git_commit(), "weights_dtype": "bfloat16", **(extra or {})})
-    (out_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = None  # the training machine's path means nothing elsewhere
+    (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    info = json.loads((adapter_dir / provenance).read_text())
+    info.update({"commit": git_commit(), "weights_dtype": "bfloat16", **(extra or {})})
+    (out_dir / provenance).write_text(json.dumps(info, indent=2) + "\n")
     return out_dir
 
 

@@ -546,6 +546,11 @@ _RANGES = {  # name -> (check, what is allowed)
     "target_modules": (lambda v: len(v) >= 1, "one or more module names, comma-separated"),
     "report_to": (lambda v: v in ("none", "tensorboard", "wandb"), "one of none, tensorboard, wandb"),
     "fsdp_version": (lambda v: v in (1, 2), "1 or 2"),
+    "loss": (lambda v: v in ("l1", "huber", "mse"), "one of l1, huber, mse"),
+    "huber_delta": (lambda v: v > 0, "a number > 0 (in standard deviations of log price)"),
+    "weight_decay": (lambda v: 0 <= v < 1, "between 0 and 1 (1 excluded)"),
+    "scheduler": (lambda v: v in ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
+                                  "polynomial", "inverse_sqrt"), "a transformers schedule name, e.g. cosine"),
 }
 
 
@@ -560,16 +565,19 @@ def _members(hint) -> tuple[list, bool]:
     return [typing.get_origin(hint) or hint], False
 
 
-def validate_config(config: TrainConfig) -> TrainConfig:
-    """Check every setting's type and range (and the quantization's name); raise ConfigError listing all faults."""
+def validate_config(config):
+    """Check every setting's type and range (and the quantization's name); raise ConfigError listing all faults.
+
+    Works on any run-settings dataclass (TrainConfig, price_head.HeadConfig): types come from its annotations,
+    ranges from _RANGES by field name."""
     import dataclasses
     import typing
 
     from helpers.models import QUANTIZATIONS
 
-    hints = typing.get_type_hints(TrainConfig)
+    hints = typing.get_type_hints(type(config))
     faults = []
-    for f in dataclasses.fields(TrainConfig):
+    for f in dataclasses.fields(config):
         value, hint = getattr(config, f.name), hints[f.name]
         members, optional = _members(hint)
         allowed = tuple(members)
@@ -583,7 +591,7 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         check = _RANGES.get(f.name)
         if check and not check[0](value):
             faults.append(f"{f.name}={value!r}: must be {check[1]}")
-    if config.fsdp and config.optimizer and ("paged" in config.optimizer or "bnb" in config.optimizer
+    if getattr(config, "fsdp", False) and config.optimizer and ("paged" in config.optimizer or "bnb" in config.optimizer
                                              or "8bit" in config.optimizer):
         faults.append(f"optimizer={config.optimizer!r} with fsdp=True: bitsandbytes optimizers cannot update "
                       "FSDP's sharded tensors (measured: 'got mixed torch.Tensor and DTensor'); leave the "
@@ -617,14 +625,14 @@ def _parse_value(name: str, text: str, hint) -> object:
                           + (" (or none)" if optional else "")) from None
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """["r=64", "target_modules=q_proj,v_proj", "gradient_checkpointing=false"] -> TrainConfig overrides,
-    typed from the config's annotations ("-5" for an int field is -5; "maybe" for a bool is an error)."""
+def parse_overrides(pairs: list[str], cls: type = TrainConfig) -> dict:
+    """["r=64", "target_modules=q_proj,v_proj", "gradient_checkpointing=false"] -> overrides of `cls` (TrainConfig
+    by default), typed from its annotations ("-5" for an int field is -5; "maybe" for a bool is an error)."""
     import dataclasses
     import typing
 
-    hints = typing.get_type_hints(TrainConfig)
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
     out: dict = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")

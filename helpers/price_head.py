@@ -1,0 +1,539 @@
+"""A price head: the same base model and LoRA adapters, with a loss that matches the task.
+
+The generative fine-tune (notebook 06) is graded by cross-entropy on the answer's digit tokens: writing "12.00"
+for a $164 item costs about as much as writing "12.00" for a $13 one, and a model that cannot yet read the
+description does best by learning the marginal distribution of prices. Here the model reads the same prompt, a
+linear layer on the last token's hidden state outputs one number, the standardised log price
+z = (log p - mean) / std, and the loss is L1 on that number. L1's minimiser is the conditional *median* of
+log p, and exp() keeps medians, so the prediction exp(mean + std * z) is the median price: the answer that
+minimises the expected absolute error in dollars, which is what MAE measures.
+
+Built from the library objects a learner would copy (`AutoModelForSequenceClassification(num_labels=1)`,
+`LoraConfig(task_type="SEQ_CLS")`, `TrainingArguments`, `Trainer` with `compute_loss_func`); notebook 08 builds
+the same objects in visible cells and a test checks that they equal these.
+
+Command line (the notebook and a GPU run share it):
+
+    python -m helpers.price_head --profile default [--resume] [--evaluate] [--set NAME=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+
+from helpers.lora import ALL_LINEAR
+from helpers.paths import outputs_dir
+from helpers.profiles import Profile, get_profile
+
+PROVENANCE = "workbook_head.json"  # beside the saved adapter + head: profile, data, settings, scale, scores
+
+
+def _help(text: str, default, **kw):
+    return field(default=default, metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Every setting of a price-head run, with what it does (read by `describe`)."""
+
+    # --- the model: base, adapters, head ---
+    quantization: str = _help("how the frozen base is stored: nf4-dq (QLoRA) on CPU, bf16 on a GPU", "nf4-dq")
+    target_modules: tuple[str, ...] = _help("which matrices get LoRA adapters (all linear layers)", ALL_LINEAR)
+    r: int = _help("LoRA rank", 16)
+    alpha: int = _help("LoRA scaling: the update is multiplied by alpha / r", 32)
+    dropout: float = _help("dropout on the adapter input", 0.0)
+    # --- the loss ---
+    loss: str = _help("l1 (its minimiser is the median: what MAE rewards), huber, or mse (the mean)", "l1")
+    huber_delta: float = _help("huber only: errors below this many standard deviations of log price are squared",
+                               1.0)
+    # --- training ---
+    epochs: float = _help("passes over the training examples", 1.0)
+    batch_size: int = _help("examples per device per step", 8)
+    learning_rate: float = _help("peak learning rate, reached after the warm-up", 5e-4)
+    scheduler: str = _help("learning-rate schedule after the warm-up", "cosine")
+    warmup_ratio: float = _help("share of steps spent ramping the learning rate up from 0", 0.05)
+    weight_decay: float = _help("AdamW weight decay", 0.0)
+    optimizer: str | None = _help("None: adamw_torch_fused on CUDA, adamw_torch on CPU", None)
+    # --- sizes and bookkeeping ---
+    n_train: int | None = _help("train on the first n examples of the training split (None: all of it)", None)
+    n_val: int | None = _help("validation items scored at every evaluation (the best checkpoint is chosen on them)",
+                              None)
+    max_length: int = _help("prompt tokens kept (our prompts stay well below)", 256)
+    max_steps: int = _help("stop after this many steps (overrides epochs when > 0)", -1)
+    eval_steps: int = _help("validation MAE every this many steps", 50)
+    save_steps: int = _help("a checkpoint every this many steps (a multiple of eval_steps)", 50)
+    logging_steps: int = _help("training loss logged every this many steps", 10)
+    seed: int = _help("data order, adapter and head initialisation", 42)
+    # --- speed: how fast and in how much memory, not what is learned ---
+    group_by_length: bool = _help("batches of similar length: less compute spent on padding", True)
+    gradient_checkpointing: bool = _help("recompute activations in backward: less memory, ~30% slower", False)
+    cpu_bf16: bool = _help("CPU only: compute in bf16 where the CPU has AVX512-BF16 (elsewhere fp32)", False)
+    report_to: str = _help("where the Trainer also sends its logs: none, tensorboard or wandb", "none")
+
+
+HEAD_CONFIGS: dict[str, HeadConfig] = {
+    "smoke": HeadConfig(r=4, alpha=8, batch_size=4, n_train=16, n_val=8, max_steps=4, eval_steps=2, save_steps=2,
+                        logging_steps=1),
+    # The CPU budget of notebook 06's generative run buys about one pass over 1,600 examples with a 4-bit base.
+    "default": HeadConfig(n_train=1_600, n_val=100, batch_size=8, epochs=1, eval_steps=50, save_steps=50),
+    # The bf16 base fits a GPU easily (0.27 GB); two passes over the gpu profile's 40,000 examples.
+    "gpu": HeadConfig(quantization="bf16", batch_size=64, epochs=2, n_val=1_000, eval_steps=125, save_steps=125,
+                      logging_steps=25),
+    # A hub model in 4-bit (QLoRA), as in notebook 06's course settings.
+    "course": HeadConfig(r=32, alpha=64, batch_size=16, epochs=1, learning_rate=2e-4, n_val=500, eval_steps=200,
+                         save_steps=200, gradient_checkpointing=True),
+}
+
+
+def describe(config: HeadConfig) -> list[tuple[str, object, str]]:
+    """(name, value, what it does) for every setting, from the fields' help."""
+    return [(f.name, getattr(config, f.name), f.metadata.get("help", "")) for f in fields(config)]
+
+
+def config_for(profile: Profile, **overrides) -> HeadConfig:
+    """The profile's head config with overrides, checked before anything is loaded."""
+    from helpers.training import ConfigError, validate_config
+
+    if profile.name not in HEAD_CONFIGS:
+        raise ConfigError(f"No price-head settings for profile {profile.name!r}: add one to HEAD_CONFIGS "
+                          f"(known: {', '.join(HEAD_CONFIGS)}).")
+    config = HEAD_CONFIGS[profile.name]
+    config = validate_config(replace(config, **overrides) if overrides else config)
+    if config.save_steps % config.eval_steps:
+        raise ConfigError(f"save_steps={config.save_steps} must be a multiple of eval_steps={config.eval_steps}: the "
+                          "best checkpoint is chosen among the evaluated steps.")
+    return config
+
+
+# --------------------------------------------------------------------------------------------------
+# The target: standardised log price
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceScale:
+    """z = (log p - mean) / std: log because prices span three orders of magnitude (a $10 error matters on a
+    $20 item, not on a $900 one); standardised so the head starts near the answer's scale."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, prices: Sequence[float]) -> PriceScale:
+        logs = [math.log(float(p)) for p in prices if p is not None and float(p) > 0]
+        if len(logs) < 2:
+            raise ValueError(f"PriceScale.fit needs at least two positive prices, got {len(logs)} of {len(prices)}")
+        mean = sum(logs) / len(logs)
+        std = math.sqrt(sum((v - mean) ** 2 for v in logs) / (len(logs) - 1))
+        return cls(mean, std if std > 0 else 1.0)
+
+    def to_target(self, price: float) -> float:
+        return (math.log(float(price)) - self.mean) / self.std
+
+    def to_price(self, z) -> torch.Tensor | float:
+        if isinstance(z, torch.Tensor):
+            return torch.exp(self.mean + self.std * z.float())
+        return math.exp(self.mean + self.std * float(z))
+
+
+# --------------------------------------------------------------------------------------------------
+# The library objects (notebook 08 builds the same in visible cells)
+# --------------------------------------------------------------------------------------------------
+
+
+def compute_dtype(config: HeadConfig, cuda: bool) -> torch.dtype:
+    """bf16 on GPUs that have it natively, fp16 on older ones (T4), on CPU bf16 only with AVX512-BF16."""
+    from helpers.profiles import native_bf16
+    from helpers.training import cpu_bf16_active
+
+    if cuda:
+        return torch.bfloat16 if native_bf16() else torch.float16
+    return torch.bfloat16 if cpu_bf16_active(config, cuda=False) else torch.float32
+
+
+def bnb_config(config: HeadConfig, dtype: torch.dtype):
+    """BitsAndBytesConfig for the base (None for a 16/32-bit base)."""
+    from helpers.models import quantization_config
+
+    return quantization_config(config.quantization, dtype)
+
+
+def lora_config(config: HeadConfig):
+    """LoRA on the target matrices; task_type SEQ_CLS makes peft train and save the head ("score") in full."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.target_modules), task_type="SEQ_CLS")
+
+
+def training_arguments(config: HeadConfig, output_dir: str | Path, cuda: bool, dtype: torch.dtype,
+                       evaluate: bool = True):
+    """TrainingArguments: the best checkpoint by validation MAE in dollars, checkpoints to resume from."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    extra = {}
+    if config.group_by_length:  # transformers >= 5.2 names it train_sampling_strategy
+        extra = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
+                 else {"group_by_length": True})
+    # transformers 5.23 renamed gradient_checkpointing (Colab's 5.15 has only the old name)
+    extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = \
+        config.gradient_checkpointing
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not cuda:
+        extra["ddp_backend"] = "gloo"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size * 2,  # no gradients: twice the batch fits
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_ratio,  # a value below 1 is a share of the total steps
+        weight_decay=config.weight_decay,
+        optim=config.optimizer or ("adamw_torch_fused" if cuda else "adamw_torch"),
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=config.eval_steps,
+        save_strategy="steps" if evaluate else "no",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        load_best_model_at_end=evaluate,
+        metric_for_best_model="mae",  # the validation MAE in dollars, from compute_metrics
+        greater_is_better=False,
+        logging_steps=config.logging_steps,
+        label_names=["labels"],  # peft's wrapper hides the model's signature from the Trainer
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        use_cpu=not cuda,
+        report_to=config.report_to,
+        seed=config.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        **extra,
+    )
+
+
+def price_loss(name: str = "l1", delta: float = 1.0):
+    """The Trainer's `compute_loss_func`: L1, Huber or MSE between the head's output and the standardised log price.
+
+    With `compute_loss_func` the Trainer takes the loss as already averaged over the whole accumulated batch, so it
+    is summed here and divided by the number of examples it passes (`num_items_in_batch`)."""
+    if name not in ("l1", "huber", "mse"):
+        raise ValueError(f"loss {name!r}: choose l1, huber or mse")
+    functional = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss,
+                  "huber": lambda a, b, reduction: torch.nn.functional.huber_loss(a, b, reduction=reduction,
+                                                                                    delta=delta)}[name]
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        predictions = outputs["logits"].float().view(-1)
+        total = functional(predictions, labels.float().view(-1).to(predictions.device), reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else labels.numel()
+        return total / count
+
+    loss.__name__ = f"{name}_loss"
+    return loss
+
+
+def mae_metric(scale: PriceScale):
+    """The Trainer's `compute_metrics`: validation MAE in dollars (and on the log scale) from the head's outputs."""
+    import numpy as np
+
+    def metrics(eval_prediction) -> dict:
+        z = np.asarray(eval_prediction.predictions, dtype=np.float64).reshape(-1)
+        target = np.asarray(eval_prediction.label_ids, dtype=np.float64).reshape(-1)
+        predicted = np.exp(scale.mean + scale.std * z)
+        truth = np.exp(scale.mean + scale.std * target)
+        return {"mae": float(np.abs(predicted - truth).mean()),
+                "mae_log": float(np.abs(z - target).mean() * scale.std)}
+
+    return metrics
+
+
+def tokenize_split(split, tokenizer, scale: PriceScale, max_length: int):
+    """input_ids / attention_mask of each prompt, labels = its standardised log price; the rest dropped.
+
+    The prompt is notebook 06's (it ends with "Price is $"): the same input the generative model reads."""
+
+    def encode(batch):
+        encoded = tokenizer(batch["prompt"], truncation=True, max_length=max_length)
+        encoded["labels"] = [scale.to_target(p) for p in batch["price"]]
+        return encoded
+
+    return split.map(encode, batched=True, remove_columns=split.column_names)
+
+
+# --------------------------------------------------------------------------------------------------
+# Model, trainer, training
+# --------------------------------------------------------------------------------------------------
+
+
+def load_head_base(profile: Profile, config: HeadConfig, dtype: torch.dtype, for_training: bool = True):
+    """AutoModelForSequenceClassification with one output on the profile's base (4-bit or 16/32-bit), its pad
+    token set (a Llama-family head finds each example's last token by it), the bitsandbytes CPU guard applied."""
+    from transformers import AutoModelForSequenceClassification
+
+    from helpers.models import ModelSetupError, guard_bnb_cpu_training, load_tokenizer, resolve_model
+
+    cuda = torch.cuda.is_available()
+    quantized = bnb_config(config, dtype)
+    kwargs: dict = {"num_labels": 1, "dtype": {"bf16": torch.bfloat16, "fp16": torch.float16,
+                                               "fp32": torch.float32}.get(config.quantization, dtype)}
+    if quantized is not None:
+        kwargs["quantization_config"] = quantized
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0)) if cuda else "cpu"}
+    source = resolve_model(profile.model_id)
+    tokenizer = load_tokenizer(profile.model_id)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as error:
+        raise ModelSetupError(f"Could not load {source} with a regression head ({type(error).__name__}: "
+                              f"{str(error)[:300]})") from error
+    if quantized is None:
+        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if for_training:
+        guard_bnb_cpu_training(model)
+    return model, tokenizer
+
+
+def add_head_adapters(model, config: HeadConfig):
+    """Ready a loaded base for training (prepare_model_for_kbit_training on a 4-bit one) and add LoRA + the head."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if config.quantization in ("nf4", "nf4-dq", "fp4", "int8"):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    return get_peft_model(model, lora_config(config))
+
+
+def select_examples(data, config: HeadConfig):
+    """(train, validation) cut to the config's sizes."""
+    train_set, val_set = data["train"], data["validation"]
+    if config.n_train:
+        train_set = train_set.select(range(min(config.n_train, len(train_set))))
+    if config.n_val:
+        val_set = val_set.select(range(min(config.n_val, len(val_set))))
+    return train_set, val_set
+
+
+def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, data=None, evaluate: bool = True):
+    """The Trainer for a profile and head config; its `scale` attribute holds the target's standardisation."""
+    from transformers import DataCollatorWithPadding, Trainer
+
+    from helpers.profiles import check_device
+
+    device = check_device(profile)
+    cuda = device.device == "cuda"
+    if data is None:
+        from helpers.data import load_splits
+
+        data, _ = load_splits(profile)
+    train_set, val_set = select_examples(data, config)
+    scale = PriceScale.fit(train_set["price"])  # from the training examples only
+    dtype = compute_dtype(config, cuda)
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_head_base(profile, config, dtype)
+    model = add_head_adapters(model, config)
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(config, output_dir, cuda, dtype, evaluate=evaluate),
+        train_dataset=tokenize_split(train_set, tokenizer, scale, config.max_length),
+        eval_dataset=tokenize_split(val_set, tokenizer, scale, config.max_length),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_loss_func=price_loss(config.loss, config.huber_delta),
+        compute_metrics=mae_metric(scale),
+    )
+    trainer.scale = scale
+    return trainer
+
+
+@dataclass
+class HeadResult:
+    head_dir: str
+    best_checkpoint: str | None
+    best_val_mae: float | None
+    scale: PriceScale
+    log_history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    train_tokens: int = 0
+    peak_memory_gb: float | None = None
+    peak_rss_gb: float | None = None
+    model: object = field(default=None, repr=False)  # the trained model (best checkpoint), in memory
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.train_tokens / self.seconds if self.seconds else 0.0
+
+
+def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, resume: bool = False,
+        extra_provenance: dict | None = None) -> HeadResult:
+    """Train (or resume), keep the best checkpoint by validation MAE, save adapter + head with provenance."""
+    from helpers.training import peak_rss_gb, resume_plan
+
+    checkpoint, notice = resume_plan(output_dir, resume)
+    if notice:
+        print(notice)
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    steps_before = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
+    steps = trainer.state.global_step - steps_before
+    tokens = round(_tokens_per_step(trainer) * steps)
+    head_dir = Path(output_dir) / "head"
+    trainer.save_model(str(head_dir))  # adapters + the head (peft's modules_to_save), never the base weights
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    best = trainer.state.best_model_checkpoint
+    result = HeadResult(str(head_dir), best, trainer.state.best_metric, trainer.scale, trainer.state.log_history,
+                        seconds, tokens, peak, peak_rss_gb(), trainer.model)
+    if trainer.is_world_process_zero():
+        provenance = {
+            "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
+            "dataset": profile.dataset, "n_train": len(trainer.train_dataset), "n_val": len(trainer.eval_dataset),
+            "config": asdict(config), "scale": asdict(trainer.scale),
+            "best_checkpoint": best and Path(best).name, "best_val_mae": trainer.state.best_metric,
+            "global_step": trainer.state.global_step, "resumed_from": checkpoint and Path(checkpoint).name,
+            "seconds": round(seconds, 1), "train_tokens_this_run": tokens,
+            "tokens_per_second": round(result.tokens_per_second), "processes": trainer.args.world_size,
+            "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2),
+            **(extra_provenance or {}),
+        }
+        (head_dir / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+    return result
+
+
+def _tokens_per_step(trainer) -> float:
+    """Mean non-padding tokens of a training step (examples are seen once per epoch, in batches)."""
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    return sum(lengths) / len(lengths) * trainer.args.per_device_train_batch_size * trainer.args.world_size
+
+
+def train_head(profile: Profile, config: HeadConfig | None = None, output_dir: Path | None = None,
+               resume: bool = False, data=None, extra_provenance: dict | None = None) -> HeadResult:
+    """Build the trainer and fit: what the command line and the GPU benchmark run."""
+    config = config or config_for(profile)
+    output_dir = Path(output_dir or outputs_dir(profile.name, "price_head"))
+    trainer = make_head_trainer(profile, config, output_dir, data)
+    return fit(trainer, profile, config, output_dir, resume, extra_provenance)
+
+
+# --------------------------------------------------------------------------------------------------
+# Inference, evaluation, shipping
+# --------------------------------------------------------------------------------------------------
+
+
+def load_head(profile: Profile, head_dir: str | os.PathLike, quantization: str | None = None):
+    """(model, tokenizer, scale): base in the given precision (default: the one it was trained on) + the saved
+    adapters and head, ready for inference."""
+    from peft import PeftModel
+
+    head_dir = Path(head_dir)
+    path = head_dir / PROVENANCE
+    if not path.is_file():
+        raise FileNotFoundError(f"{head_dir} holds no {PROVENANCE}: pass the folder that training saved "
+                                f"(outputs/<profile>/price_head/head) or the shipped one (adapters/).")
+    info = json.loads(path.read_text())
+    config = replace(HeadConfig(), **{k: tuple(v) if k == "target_modules" else v for k, v in info["config"].items()
+                                     if k in {f.name for f in fields(HeadConfig)}})
+    config = replace(config, quantization=quantization or config.quantization)
+    dtype = compute_dtype(config, torch.cuda.is_available())
+    model, tokenizer = load_head_base(profile, config, dtype, for_training=False)
+    model = PeftModel.from_pretrained(model, str(head_dir)).eval()
+    return model, tokenizer, PriceScale(**info["scale"])
+
+
+@torch.no_grad()
+def predict(model, tokenizer, texts: Sequence[str], scale: PriceScale, batch_size: int = 16,
+            max_length: int = 256, progress: bool = True) -> list[float]:
+    """Prices for prompts: one forward pass each (no generation), longest first so batches pad little."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out: list[float] = [0.0] * len(texts)
+    device = next(model.parameters()).device
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="price head", disable=not progress):
+        encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
+                            max_length=max_length).to(device)
+        z = model(**encoded).logits.float().view(-1)
+        for i, price in zip(batch, scale.to_price(z).tolist()):
+            out[i] = price
+    return out
+
+
+def ship_head(head_dir: str | Path, out_dir: str | Path, extra: dict | None = None) -> Path:
+    """The adapters + head as bf16 safetensors with their config and provenance (no tokenizer, no base)."""
+    from helpers.ladder import ship_adapter
+
+    return ship_adapter(head_dir, out_dir, extra=extra, provenance=PROVENANCE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from helpers.training import ConfigError, parse_overrides
+
+    parser = argparse.ArgumentParser(description="Train the price head (LoRA + a linear head on log price)")
+    parser.add_argument("--profile", default=os.environ.get("WORKBOOK_PROFILE", "default"))
+    parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--evaluate", action="store_true", help="score the head on the profile's test items afterwards")
+    parser.add_argument("--head", type=Path, help="skip training: evaluate this saved head")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a setting, e.g. --set learning_rate=1e-3 --set loss=huber")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    head_dir = args.head
+    if head_dir is None:
+        try:
+            config = config_for(profile, **parse_overrides(args.set, HeadConfig))
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
+        result = train_head(profile, config, args.output_dir, resume=args.resume)
+        if int(os.environ.get("RANK", 0)) != 0:
+            return 0
+        print(f"head: {result.head_dir}\nbest validation MAE: ${result.best_val_mae:,.2f} ({result.best_checkpoint})\n"
+              f"train time: {result.seconds:.0f} s, {result.train_tokens:,} tokens ({result.tokens_per_second:,.0f} "
+              "tokens/s)" + (f", peak GPU memory {result.peak_memory_gb:.2f} GiB" if result.peak_memory_gb else ""))
+        head_dir = Path(result.head_dir)
+    if args.evaluate or args.head is not None:
+        print(evaluate_head(profile, head_dir).summary())
+    return 0
+
+
+def evaluate_head(profile: Profile, head_dir: str | os.PathLike, n_items: int | None = None, label: str = "price head",
+                  record: bool = True, results_file: Path | None = None, quantization: str | None = None):
+    """Score a saved head on the profile's first test items (the ladder's) and record it."""
+    from helpers.data import load_splits
+    from helpers.evaluation import evaluate, record_result
+
+    data, _ = load_splits(profile)
+    test = data["test"].select(range(min(n_items or profile.eval_items, len(data["test"]))))
+    model, tokenizer, scale = load_head(profile, head_dir, quantization)
+    started = time.perf_counter()
+    prices = predict(model, tokenizer, test["prompt"], scale, batch_size=64 if torch.cuda.is_available() else 16)
+    short = (profile.model_id or "SmolLM2-135M-Instruct").split("/")[-1]
+    result = evaluate(prices, test, f"{short} + {label}", kind="fine-tuned", dataset=profile.dataset,
+                      profile=profile.name, seconds=time.perf_counter() - started)
+    if record:
+        record_result(result, results_file)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
