@@ -69,6 +69,7 @@ class EvalResult:
     predictions: list[float] = field(default_factory=list, repr=False)
     truths: list[float] = field(default_factory=list, repr=False)
     outcomes: list[str] = field(default_factory=list, repr=False)
+    ids: list[str] = field(default_factory=list, repr=False)  # the items' ids, when they have one (paired comparisons)
 
     def summary(self) -> str:
         bad = (f", {self.unparseable} unparseable filled with the training median ${self.fallback:.2f}"
@@ -79,7 +80,7 @@ class EvalResult:
     def record(self) -> dict:
         """The entry written to results.json (without the per-item lists)."""
         data = asdict(self)
-        for key in ("predictions", "truths", "outcomes"):
+        for key in ("predictions", "truths", "outcomes", "ids"):
             data.pop(key)
         data["mae_ci95"] = list(self.mae_ci95)
         return data
@@ -166,7 +167,7 @@ def evaluate(
         by_band=dict(sorted(_group([(price_band(t), p, t, o) for p, t, o in zip(preds, truths, outcomes)]).items(),
                             key=lambda kv: PRICE_BANDS.index(kv[0]))),
         by_category=dict(sorted(_group([(c, p, t, o) for c, p, t, o in zip(categories, preds, truths, outcomes)]).items())),
-        predictions=preds, truths=truths, outcomes=outcomes,
+        predictions=preds, truths=truths, outcomes=outcomes, ids=[str(row["id"]) for row in rows if "id" in row],
     )
 
 
@@ -209,11 +210,59 @@ def record_result(result: EvalResult, path: Path | None = None) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(entries, indent=2))
     tmp.replace(path)
+    if result.ids and len(result.ids) == len(result.predictions):
+        _write_predictions(result, path.parent / "predictions")
     return path
 
 
 def load_results(profile: str, path: Path | None = None) -> list[dict]:
     return _read_results(path or results_path(profile))
+
+
+def _predictions_file(folder: Path, model: str, split: str) -> Path:
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:60]
+    return folder / f"{slug}-{hashlib.sha1(model.encode()).hexdigest()[:6]}-{split}.json"
+
+
+def _write_predictions(result: EvalResult, folder: Path) -> None:
+    """The per-item predictions beside results.json, keyed by item id: what a paired comparison needs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = _predictions_file(folder, result.model, result.split)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"model": result.model, "split": result.split,
+                               "predictions": dict(zip(result.ids, result.predictions))}))
+    tmp.replace(path)
+
+
+def load_predictions(profile: str, model: str, split: str = "test", path: Path | None = None) -> dict[str, float]:
+    """item id -> prediction recorded for `model` (by record_result); a clear error when it was never recorded."""
+    folder = (path or results_path(profile)).parent / "predictions"
+    file = _predictions_file(folder, model, split)
+    if not file.is_file():
+        raise FileNotFoundError(f"No recorded predictions of {model!r} on {split} in {folder}: run the notebook that "
+                                "evaluates it first (07 for the generative adapters, 08 for the price heads).")
+    return json.loads(file.read_text())["predictions"]
+
+
+def paired_difference(errors_a: Sequence[float], errors_b: Sequence[float], n_boot: int = 2_000,
+                      seed: int = 0) -> dict:
+    """MAE(a) - MAE(b) on the same items, with a 95% paired-bootstrap interval: items are resampled together, so
+    what both models find hard cancels out (intervals of the two MAEs alone overlap far more than this one).
+    Negative: a is better."""
+    import numpy as np
+
+    a, b = np.asarray(errors_a, dtype=float), np.asarray(errors_b, dtype=float)
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError(f"paired_difference needs two equal-length lists of errors, got {a.size} and {b.size}")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, a.size, size=(n_boot, a.size))
+    diffs = (a[draws] - b[draws]).mean(axis=1)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"difference": float((a - b).mean()), "low": float(low), "high": float(high), "n": int(a.size),
+            "share_a_better": float((diffs < 0).mean())}
 
 
 # --------------------------------------------------------------------------------------------------
