@@ -138,15 +138,32 @@ def cpu_bf16_active(config: TrainConfig, cuda: bool, has_bf16: bool | None = Non
     return has_bf16
 
 
+def compute_dtype_for(config: TrainConfig, device, announce: bool = False) -> torch.dtype:
+    """The dtype the 4-bit layers compute in and the Trainer mixes in: bf16 on GPUs that have it natively, fp16
+    on older ones (a T4), on CPU bf16 only where the CPU has AVX512-BF16 and the config asks for it, else fp32."""
+    if device.device == "cuda":
+        return device.compute_dtype
+    return torch.bfloat16 if cpu_bf16_active(config, cuda=False, announce=announce) else torch.float32
+
+
 def build_model(profile: Profile, config: TrainConfig):
     """4-bit base + LoRA adapters, ready to train; the bitsandbytes CPU guard is applied on load."""
     from helpers.models import load_base_model
+    from helpers.profiles import detect_device
 
-    cpu_bf16 = cpu_bf16_active(config, cuda=torch.cuda.is_available(), announce=True)
+    dtype = compute_dtype_for(config, detect_device(), announce=True)
     loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp,
-                             compute_dtype=torch.bfloat16 if cpu_bf16 else None)
+                             compute_dtype=dtype)
     checkpointing = decide_checkpointing(config, loaded.model.config)
     return add_adapters(loaded.model, config, checkpointing), loaded.tokenizer
+
+
+def lora_config(config: TrainConfig):
+    """LoRA on the config's target matrices of a causal LM (notebook 06 builds the same object in a visible cell)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
 
 
 def add_adapters(model, config: TrainConfig, checkpointing: bool):
@@ -157,7 +174,7 @@ def add_adapters(model, config: TrainConfig, checkpointing: bool):
     parameters must share one dtype: the 4-bit weights are stored in the model's dtype (`quant_storage`),
     `prepare_model_for_kbit_training` is skipped (it would upcast norms and embeddings to fp32), and the
     adapters are cast to that dtype too."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
 
     quantized = config.quantization in ("nf4", "nf4-dq", "fp4", "int8")
     if quantized and not config.fsdp:
@@ -166,9 +183,7 @@ def add_adapters(model, config: TrainConfig, checkpointing: bool):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True} if config.fsdp
                                             else None)
         model.enable_input_require_grads()
-    lora = LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, lora_config(config))
     if config.fsdp:
         dtype = model.get_input_embeddings().weight.dtype
         for param in model.parameters():
@@ -281,6 +296,41 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         disable_tqdm=False,
         **extra,
     )
+
+
+def workbook_objects(config: TrainConfig, device, output_dir: str | Path, checkpointing: bool = False,
+                     sft: bool = True) -> dict:
+    """The library objects the helpers build for a config on a device: BitsAndBytesConfig (None for a 16/32-bit
+    base), LoraConfig and SFTConfig. Notebook 06 builds the same in visible cells; `object_differences` says where
+    they part."""
+    from helpers.models import quantization_config
+
+    dtype = compute_dtype_for(config, device)
+    cuda = device.device == "cuda"
+    objects = {"bnb_config": quantization_config(config.quantization, dtype), "lora_config": lora_config(config)}
+    if sft:  # an SFTConfig for a GPU can only be built where one is present
+        objects["sft_config"] = _sft_config(replace(config, gradient_checkpointing=checkpointing), Path(output_dir),
+                                            cuda, device.bf16)
+    return objects
+
+
+FILLED_IN_USE = {"base_model_name_or_path"}  # written into a LoraConfig by get_peft_model: not a setting
+
+
+def object_differences(mine: dict, theirs: dict) -> list[str]:
+    """'name.field: mine != theirs' for every setting where two sets of library objects differ (their to_dict())."""
+    out = []
+    for name in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(name), theirs.get(name)
+        if a is None or b is None:
+            if a is not b:
+                out.append(f"{name}: {'missing' if a is None else type(a).__name__} != "
+                           f"{'missing' if b is None else type(b).__name__}")
+            continue
+        da, db = a.to_dict(), b.to_dict()
+        out += [f"{name}.{key}: {da.get(key)!r} != {db.get(key)!r}" for key in sorted(set(da) | set(db))
+                if da.get(key) != db.get(key) and key not in FILLED_IN_USE]
+    return out
 
 
 def adapters_for_fp16(model, fp16: bool) -> int:
@@ -401,17 +451,23 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
           resume: bool = False, data=None, record_shards: bool = False,
           extra_provenance: dict | None = None) -> TrainResult:
     """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
-    from helpers.profiles import check_device
-
     config = validate_config(config or config_for(profile))
-    device = check_device(profile)
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
     trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
+    return fit_adapter(trainer, profile, config, output_dir, resume, extra_provenance)
+
+
+def fit_adapter(trainer, profile: Profile, config: TrainConfig, output_dir: Path, resume: bool = False,
+                extra_provenance: dict | None = None) -> TrainResult:
+    """Run a built trainer (resuming from the newest complete checkpoint when asked), then save only the adapter
+    with its provenance: what `train` does after building, and what notebook 06 calls on the trainer it built."""
+    output_dir = Path(output_dir)
+    cuda = torch.cuda.is_available()
     train_set, val_set = trainer.train_dataset, trainer.eval_dataset
     checkpoint, notice = resume_plan(output_dir, resume)
     if notice:
         print(notice)
-    if device.device == "cuda":
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -419,7 +475,7 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     adapter_dir = output_dir / "adapter"
     resumed_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
     tokens, tokens_now = tokens_trained(trainer.state.log_history, resumed_step)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.device == "cuda" else None
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     result = TrainResult(str(output_dir), str(adapter_dir), trainer.state.best_model_checkpoint,
                          trainer.state.best_metric, trainer.state.log_history, seconds, peak, tokens, trainer.model,
                          peak_rss_gb(), tokens_now)
@@ -428,12 +484,14 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     trainer.save_model(str(adapter_dir))
     if not trainer.is_world_process_zero():
         return result
+    best = trainer.state.best_model_checkpoint
     provenance = {
         "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
         "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
-        "best_checkpoint": trainer.state.best_model_checkpoint, "best_eval_loss": trainer.state.best_metric,
+        "best_checkpoint": best and Path(best).name, "best_eval_loss": trainer.state.best_metric,
         "seconds": round(seconds, 1), "processes": trainer.args.world_size,
-        "resumed_from": checkpoint,  # with a resume, seconds count this run only; steps, losses, tokens the whole run's
+        # with a resume, seconds count this run only; steps, losses, tokens the whole run's
+        "resumed_from": checkpoint and Path(checkpoint).name,
         "global_step": trainer.state.global_step, "train_tokens": tokens, "tokens_this_run": tokens_now,
         "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2),
         **(extra_provenance or {}),

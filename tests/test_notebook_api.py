@@ -1,0 +1,71 @@
+"""The library objects a learner copies from notebooks 06 and 08 (BitsAndBytesConfig, LoraConfig, SFTConfig /
+TrainingArguments) are what the helpers build for the same profile: the notebook's own cells are executed here
+for every profile that can run on this machine, without loading a model, and compared field by field."""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from helpers.profiles import DeviceInfo, get_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = DeviceInfo("cpu", "x86_64", torch.float32, False, False, None)
+H100 = DeviceInfo("cuda", "H100", torch.bfloat16, True, False, 80.0)
+T4 = DeviceInfo("cuda", "T4", torch.float16, False, True, 15.0)
+
+
+def _cells(notebook: str, ids: list[str]) -> list[str]:
+    cells = {c.get("id"): "".join(c["source"]) for c in json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]}
+    missing = [i for i in ids if i not in cells]
+    assert not missing, f"{notebook} has no cells {missing}: the API cells were renamed"
+    return [cells[i] for i in ids]
+
+
+def _run(sources: list[str], namespace: dict) -> dict:
+    for source in sources:
+        exec(compile(source, "<notebook cell>", "exec"), namespace)
+    return namespace
+
+
+def _model_stub(profile):
+    from transformers import AutoConfig
+
+    from helpers.models import embedded_model_dir, load_model_config
+
+    config = (AutoConfig.from_pretrained(str(embedded_model_dir())) if profile.uses_embedded_model
+              else load_model_config("llama-3.1-8b"))
+    return SimpleNamespace(config=config)
+
+
+@pytest.mark.parametrize("name,device", [("smoke", CPU), ("default", CPU), ("gpu", H100), ("course", T4)])
+def test_notebook_06_objects_equal_the_helpers(name, device, tmp_path, monkeypatch, embedded_dir):
+    from helpers.training import compute_dtype_for, config_for, object_differences, workbook_objects
+
+    monkeypatch.setenv("WORKBOOK_OUTPUTS", str(tmp_path))
+    profile = get_profile(name)
+    config = config_for(profile)
+    namespace = {"profile": profile, "device": device, "config": config, "model": _model_stub(profile),
+                 "dtype": compute_dtype_for(config, device)}
+    # an SFTConfig for a GPU cannot be built on a machine without one: on CPU profiles the settings cell runs too
+    ids = ["api-bnb", "api-lora"] + (["api-sft"] if device.device == "cpu" else [])
+    _run(_cells("06_qlora_training.ipynb", ids), namespace)
+    expected = workbook_objects(config, device, namespace.get("output_dir", tmp_path), namespace["checkpointing"],
+                                sft="api-sft" in ids)
+    mine = {k: namespace[k] for k in ("bnb_config", "lora_config", "sft_config") if k in namespace}
+    assert len(mine) == len(ids) and object_differences(mine, {k: expected[k] for k in mine}) == []
+
+
+def test_a_changed_setting_is_reported(tmp_path):
+    from dataclasses import replace
+
+    from helpers.training import config_for, object_differences, workbook_objects
+
+    config = config_for(get_profile("default"))
+    a = workbook_objects(config, CPU, tmp_path)
+    b = workbook_objects(replace(config, r=8, learning_rate=1e-3), CPU, tmp_path)
+    found = object_differences(a, b)
+    assert "lora_config.r: 64 != 8" in found and any(f.startswith("sft_config.learning_rate") for f in found)
+    assert object_differences({"bnb_config": None}, {"bnb_config": a["bnb_config"]}) == ["bnb_config: missing != BitsAndBytesConfig"]
