@@ -1,5 +1,5 @@
-# Two commands do everything: `make test` (CI) and `make run` (the main path, notebooks 00-07, default
-# profile); `make lab` runs the longer side notebooks (08 onwards) the same way.
+# Two commands do everything: `make test` (CI) and `make run` (the main path, notebooks 00-08, default
+# profile); `make lab` runs the longer side notebooks (09 onwards) the same way.
 # Each one creates .venv, installs the pinned requirements and the embedded model when missing.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,12 +9,12 @@ PROFILE ?= default
 STAMP := $(VENV)/.workbook-installed
 
 .PHONY: setup model test test-colab run lab publish lint jupyter clean help
-MAIN := 00 01 02 03 04 05 06 07
-LAB := 08 09
+MAIN := 00 01 02 03 04 05 06 07 08
+LAB := 09 10
 
 help:
 	@echo "make test   pytest on helpers + nbval over every notebook (smoke profile, offline)"
-	@echo "make run    execute notebooks 00-07 in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
+	@echo "make run    execute notebooks 00-08 in order (PROFILE=$(PROFILE)); outputs under outputs/$(PROFILE)/"
 	@echo "make lab    execute the side notebooks ($(LAB)): hyperparameter lab, chat fine-tuning"
 	@echo "make publish [NB='01 02']  run notebooks in the default profile and commit-ready copy their outputs"
 	@echo "             (figures too) into notebooks/, for the cells nbval does not check"

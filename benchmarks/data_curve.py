@@ -1,6 +1,7 @@
 """When does fine-tuning pay? Classical baselines at the training sizes of the GPU QLoRA runs (CPU is enough).
 
     python benchmarks/data_curve.py                 # writes benchmarks/results/catalog-v2/data_curve.json
+    python benchmarks/data_curve.py --head-only     # only (re)writes the price head's line (issue 27) into it
 
 It reads the QLoRA points measured on the H100 (benchmarks/gpu_ladder.py curve, and the shipped adapter's
 evaluation), scores TF-IDF + ridge and MiniLM + gradient boosting trained on the first n items of the gpu
@@ -23,10 +24,29 @@ from helpers.profiles import get_profile  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "catalog-v2"
 GPU = RESULTS / "h100-2026-11-23"
+HEAD = Path(__file__).resolve().parent / "results" / "head-h200-2026-12-01"
+SHIPPED_HEAD = Path(__file__).resolve().parents[1] / "adapters" / "smollm2-135m-price-head-gpu" / "workbook_head.json"
+HEAD_METHOD = "price head SmolLM2-135M r=16 (L1 on log price)"
 SIZES = (1_000, 4_000, 16_000, 40_000)
 
 
+def head_points() -> list[dict]:
+    """The price head's test MAE at each training size (H200, benchmarks/head_gpu.py curve), the shipped head at 40,000."""
+    points = [{"n_train": p["n_train"], "mae": p["test_mae"]["n=1000"], "seconds": p["seconds"]}
+              for p in json.loads((HEAD / "head_curve.json").read_text())]
+    shipped = json.loads(SHIPPED_HEAD.read_text())
+    points.append({"n_train": shipped["n_train"], "mae": shipped["test_mae"]["n=1000"], "seconds": shipped["seconds"],
+                   "note": "the shipped head"})
+    return sorted(points, key=lambda p: p["n_train"])
+
+
 def main() -> int:
+    if "--head-only" in sys.argv[1:]:
+        curve = json.loads((RESULTS / "data_curve.json").read_text())
+        curve["methods"][HEAD_METHOD] = head_points()
+        (RESULTS / "data_curve.json").write_text(json.dumps(curve, indent=2) + "\n")
+        print(json.dumps(curve["methods"][HEAD_METHOD], indent=1))
+        return 0
     data, _ = load_splits(get_profile("gpu"))
     train, test = data["train"], data["test"]
     x_test = baselines.embed(test["text"])
@@ -46,6 +66,7 @@ def main() -> int:
     shipped = ladder["test_1000"][decoding]
     qlora.append({"n_train": 40_000, "mae": round(shipped["mae"], 2), "note": "the shipped adapter"})
     methods[f"QLoRA SmolLM2-135M r=16 ({decoding})"] = sorted(qlora, key=lambda p: p["n_train"])
+    methods[HEAD_METHOD] = head_points()
     oracle = oracle_prices()
     curve = {
         "n_test": len(test),

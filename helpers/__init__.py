@@ -6,7 +6,7 @@ One flat package (notebooks import `from helpers.lora import ...`), read in five
 - data: catalog (the sample-catalog generator; its table is data/catalog_products.json), curation, data (cached
   splits), chat (the [INST] format, chat templates, instruction sets);
 - model and training: models (embedded model, loading, the bitsandbytes guard), training, distributed, sweeps
-  (notebook 08), benchmark (tokens/s, memory, MFU);
+  (notebook 09), price_head (notebook 08), diagnosis (notebook 07), benchmark (tokens/s, memory, MFU);
 - evaluation: evaluation (metrics), prices (reading a model's answer), inference (greedy, median and
   expected-price decoding), baselines, ladder (notebook 07), plots (every figure);
 - setup and running: profiles (sizes per profile, device checks), paths, repository, run_notebooks, exercises.

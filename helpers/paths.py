@@ -24,3 +24,12 @@ def outputs_dir(profile: str, *parts: str) -> Path:
         path = path / part
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def shown(path: str | os.PathLike) -> Path:
+    """A path as a notebook should print it: relative to the repository when inside it, else unchanged."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        return path

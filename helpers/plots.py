@@ -20,10 +20,13 @@ OUTCOME_COLORS = {"hit": "tab:green", "near": "tab:orange", "miss": "tab:red"}
 
 
 def save_figure(fig, profile: str, name: str) -> Path:
-    """Save a matplotlib figure as PNG under outputs/<profile>/figures/ and return the path."""
+    """Save a matplotlib figure as PNG under outputs/<profile>/figures/; returns the path relative to the repository
+    (what a printed line should show: the same on every machine), or absolute where outputs live elsewhere."""
+    from helpers.paths import shown
+
     path = outputs_dir(profile, "figures") / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    return shown(path)
 
 
 def plot_loss_curves(log_history: list[dict], best_checkpoint: str | None = None, ax=None, title: str = "training"):
@@ -287,4 +290,89 @@ def plot_parameter_groups(groups: dict[str, int], ax=None, title: str = "paramet
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {count:,.1f} M ({count / total:.0%})",
                 va="center", fontsize=9)
     ax.set(xlabel="parameters (millions)", title=title, xlim=(0, max(counts) * 1.35))
+    return ax
+
+
+# ---- the diagnosis (notebook 07) and the price head (notebook 08) ----
+
+
+def plot_two_distributions(dists: Sequence[PriceDistribution], items: Sequence[dict], ax=None):
+    """Two items' price distributions on one log-price axis, each with its true price: does the model tell them
+    apart?"""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.4))
+    bins = np.geomspace(1, 1_000, 41)
+    for dist, item, color in zip(dists, items, ("tab:blue", "tab:red")):
+        ax.hist(np.clip(dist.values, 1, 999), bins=bins, weights=dist.probs, color=color, alpha=0.45,
+                label=f"{item['category']}: {item['title'][:40]}")
+        ax.axvline(item["price"], color=color, lw=2, label=f"true ${item['price']:,.2f}")
+        if dist.median is not None:
+            ax.axvline(dist.median, color=color, lw=1.2, ls="--", label=f"median ${dist.median:,.0f}")
+    ax.set_xscale("log")
+    ax.set(xlabel="price ($, log scale)", ylabel="model probability", title="two unrelated items")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_answer_losses(rows: Sequence[dict], ax=None):
+    """Cross-entropy per answer position: the fine-tuned model against a model that never reads the text."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.4))
+    positions = [r for r in rows if r["position"] != "whole answer"]
+    xs = np.arange(len(positions))
+    ax.bar(xs - 0.2, [r["text-blind nats"] for r in positions], 0.4, color="0.6", label="text-blind (answer counts)")
+    ax.bar(xs + 0.2, [r["model nats"] for r in positions], 0.4, color="tab:purple", label="fine-tuned model")
+    ax.set_xticks(xs, [f"token {r['position']}" for r in positions])
+    ax.set(ylabel="mean nats per token", title="what reading the description buys, answer token by token")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_paired_differences(differences: dict[str, dict], ax=None):
+    """MAE differences on the same items with 95% paired-bootstrap intervals; left of zero: the first model wins."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.5 * len(differences) + 1.5))
+    labels = list(differences)[::-1]
+    for y, label in enumerate(labels):
+        d = differences[label]
+        color = "tab:green" if d["high"] < 0 else "tab:red" if d["low"] > 0 else "0.5"
+        ax.errorbar(d["difference"], y, xerr=[[d["difference"] - d["low"]], [d["high"] - d["difference"]]],
+                    fmt="o", color=color, capsize=3)
+        ax.text(d["high"], y, f"  {d['difference']:+,.2f}", va="center", fontsize=8)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set(xlabel="difference in MAE ($), 95% paired bootstrap", title="who beats whom on the same items")
+    return ax
+
+
+def plot_head_training(log_history: list[dict], best_checkpoint: str | None = None, ax=None):
+    """The head's training loss (L1 on standardised log price) and its validation MAE in dollars, by step."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6))
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    val = [(e["step"], e["eval_mae"]) for e in log_history if "eval_mae" in e]
+    if train:
+        ax.plot(*zip(*train), color="tab:blue", label="training loss (L1, log scale units)")
+    ax.set(xlabel="step", ylabel="training loss")
+    right = ax.twinx()
+    if val:
+        right.plot(*zip(*val), color="tab:orange", marker="o", label="validation MAE ($)")
+    right.set_ylabel("validation MAE ($)")
+    if best_checkpoint:
+        step = int(str(best_checkpoint).rsplit("-", 1)[-1])
+        ax.axvline(step, color="0.4", ls=":", label=f"kept: step {step}")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8)
+    ax.set_title("price head: loss and validation MAE")
     return ax

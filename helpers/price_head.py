@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 
 from helpers.lora import ALL_LINEAR
-from helpers.paths import outputs_dir
+from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile
 
 PROVENANCE = "workbook_head.json"  # beside the saved adapter + head: profile, data, settings, scale, scores
+SHIPPED_HEAD = REPO_ROOT / "adapters" / "smollm2-135m-price-head-gpu"  # trained at gpu-profile scale on an H200
 
 
 def _help(text: str, default, **kw):
@@ -226,6 +227,18 @@ def training_arguments(config: HeadConfig, output_dir: str | Path, cuda: bool, d
         disable_tqdm=False,
         **extra,
     )
+
+
+def workbook_objects(config: HeadConfig, device, output_dir: str | Path, arguments: bool = True) -> dict:
+    """BitsAndBytesConfig (None for a 16/32-bit base), LoraConfig and TrainingArguments as the helpers build them
+    for a config on a device; notebook 08 builds the same in visible cells (compare with
+    `training.object_differences`)."""
+    cuda = device.device == "cuda"
+    dtype = compute_dtype(config, cuda) if not cuda else device.compute_dtype
+    objects = {"bnb_config": bnb_config(config, dtype), "lora_config": lora_config(config)}
+    if arguments:  # TrainingArguments for a GPU can only be built where one is present
+        objects["training_args"] = training_arguments(config, output_dir, cuda, dtype)
+    return objects
 
 
 def price_loss(name: str = "l1", delta: float = 1.0):
@@ -457,7 +470,14 @@ def load_head(profile: Profile, head_dir: str | os.PathLike, quantization: str |
                                      if k in {f.name for f in fields(HeadConfig)}})
     config = replace(config, quantization=quantization or config.quantization)
     dtype = compute_dtype(config, torch.cuda.is_available())
-    model, tokenizer = load_head_base(profile, config, dtype, for_training=False)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "score.weight newly initialised": the saved head replaces it just below
+    try:
+        model, tokenizer = load_head_base(profile, config, dtype, for_training=False)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     model = PeftModel.from_pretrained(model, str(head_dir)).eval()
     return model, tokenizer, PriceScale(**info["scale"])
 

@@ -1,4 +1,4 @@
-"""Small hyperparameter sweeps with the workbook's own trainer, sized per profile (notebook 08).
+"""Small hyperparameter sweeps with the workbook's own trainer, sized per profile (notebook 09).
 
 Every run is a real QLoRA run through `helpers.training.make_trainer` (SFTTrainer, completion-only loss),
 on short price prompts so that a CPU can afford a dozen of them. Each run records its validation-loss
@@ -187,7 +187,7 @@ def load(path: Path) -> list[SweepRun]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="hyperparameter sweeps (notebook 08) from the command line")
+    parser = argparse.ArgumentParser(description="hyperparameter sweeps (notebook 09) from the command line")
     parser.add_argument("--profile", default="default")
     parser.add_argument("--only", nargs="+", help="sweep names, e.g. 'learning rate' dropout")
     parser.add_argument("--json", type=Path)

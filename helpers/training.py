@@ -314,7 +314,9 @@ def workbook_objects(config: TrainConfig, device, output_dir: str | Path, checkp
     return objects
 
 
-FILLED_IN_USE = {"base_model_name_or_path"}  # written into a LoraConfig by get_peft_model: not a setting
+# written into a LoraConfig by get_peft_model (the base's path; for SEQ_CLS the head's module names): ignored where
+# one side has not been through get_peft_model yet
+FILLED_IN_USE = {"base_model_name_or_path", "modules_to_save"}
 
 
 def object_differences(mine: dict, theirs: dict) -> list[str]:
@@ -329,7 +331,8 @@ def object_differences(mine: dict, theirs: dict) -> list[str]:
             continue
         da, db = a.to_dict(), b.to_dict()
         out += [f"{name}.{key}: {da.get(key)!r} != {db.get(key)!r}" for key in sorted(set(da) | set(db))
-                if da.get(key) != db.get(key) and key not in FILLED_IN_USE]
+                if da.get(key) != db.get(key)
+                and not (key in FILLED_IN_USE and None in (da.get(key), db.get(key)))]
     return out
 
 

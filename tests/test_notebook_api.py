@@ -69,3 +69,24 @@ def test_a_changed_setting_is_reported(tmp_path):
     found = object_differences(a, b)
     assert "lora_config.r: 64 != 8" in found and any(f.startswith("sft_config.learning_rate") for f in found)
     assert object_differences({"bnb_config": None}, {"bnb_config": a["bnb_config"]}) == ["bnb_config: missing != BitsAndBytesConfig"]
+
+
+@pytest.mark.parametrize("name,device", [("smoke", CPU), ("default", CPU), ("gpu", H100), ("course", T4)])
+def test_notebook_08_objects_equal_the_helpers(name, device, tmp_path, monkeypatch, embedded_dir):
+    from helpers.price_head import compute_dtype, config_for, workbook_objects
+    from helpers.training import object_differences
+
+    monkeypatch.setenv("WORKBOOK_OUTPUTS", str(tmp_path))
+    profile = get_profile(name)
+    config = config_for(profile)
+    cuda = device.device == "cuda"
+    namespace = {"profile": profile, "device": device, "config": config, "cuda": cuda, "torch": torch,
+                 "outputs_dir": __import__("helpers.paths", fromlist=["outputs_dir"]).outputs_dir,
+                 "dtype": device.compute_dtype if cuda else compute_dtype(config, False)}
+    ids = ["head-bnb", "head-lora"] + ([] if cuda else ["head-args"])
+    _run(_cells("08_price_head.ipynb", ids), namespace)
+    expected = workbook_objects(config, device, namespace.get("output_dir", tmp_path), arguments=not cuda)
+    mine = {k: namespace[k] for k in ("bnb_config", "lora_config") if k in namespace}
+    if not cuda:
+        mine["training_args"] = namespace["args"]
+    assert len(mine) == len(ids) and object_differences(mine, expected) == []
