@@ -30,6 +30,30 @@ from helpers.profiles import PROFILES, get_profile
 from helpers.training import ConfigError, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, embedded_dir):
+    """A tiny random Llama saved as a local folder with SmolLM2's tokenizer: the course profile's code path (a
+    hub-style model), in seconds and without a network."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_dir))
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def smoke_data(embedded_dir):
+    from helpers.data import load_splits
+
+    return load_splits(get_profile("smoke"))[0]
+
+
 TINY = dict(r=2, alpha=4, batch_size=2, n_train=8, n_val=4, max_steps=2, eval_steps=1, save_steps=1,
             logging_steps=1, max_length=192)
 
@@ -77,9 +101,9 @@ def test_every_profile_has_settings_and_every_setting_says_what_it_does():
     assert parse_overrides(["loss=huber", "learning_rate=1e-3"], HeadConfig) == {"loss": "huber", "learning_rate": 1e-3}
 
 
-def test_the_trainers_loss_is_l1_on_the_batch_and_reaches_only_adapters_and_head(tmp_path, embedded_dir):
-    profile = get_profile("smoke")
-    trainer = make_head_trainer(profile, config_for(profile, **TINY), tmp_path, evaluate=False)
+def test_the_trainers_loss_is_l1_on_the_batch_and_reaches_only_adapters_and_head(tmp_path, tiny_llama, smoke_data):
+    profile = replace(get_profile("smoke"), model_id=str(tiny_llama))
+    trainer = make_head_trainer(profile, config_for(profile, **TINY), tmp_path, data=smoke_data, evaluate=False)
     model = trainer.model
     batch = {k: v.to(model.device) for k, v in next(iter(trainer.get_train_dataloader())).items()}
     by_hand = (model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.view(-1)
@@ -123,37 +147,29 @@ def test_head_trains_keeps_best_by_mae_resumes_and_reloads(tmp_path, embedded_di
     assert json.loads((tmp_path / "r.json").read_text())[0]["model"] == "SmolLM2-135M-Instruct + price head"
 
 
-def test_a_hub_style_llama_gets_the_same_head(tmp_path, embedded_dir):
-    """The course profile's path on a tiny random Llama saved as a local folder (no network): a pad token in the
-    config, LoRA on its linear layers, and one number per example."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from helpers.data import load_splits
-
-    folder = tmp_path / "tiny-llama"
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_dir))
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    course = replace(get_profile("course"), model_id=str(folder), requires_gpu=False)
-    data, _ = load_splits(get_profile("smoke"))  # the course's Amazon data needs the network: the sample stands in
+def test_a_hub_style_llama_gets_the_same_head(tmp_path, tiny_llama, smoke_data):
+    """The course profile's path (a hub-style Llama in a local folder; the course's Amazon data needs the network,
+    so the sample stands in): a pad token in the config, LoRA on its linear layers, one number per example."""
+    course = replace(get_profile("course"), model_id=str(tiny_llama), requires_gpu=False)
     config = config_for(course, **{**TINY, "gradient_checkpointing": False})
-    result = train_head(course, config, tmp_path / "course", data=data)
+    result = train_head(course, config, tmp_path / "course", data=smoke_data)
     info = json.loads((Path(result.head_dir) / PROVENANCE).read_text())
-    assert info["model"] == str(folder) and info["config"]["r"] == 2
+    assert info["model"] == str(tiny_llama) and info["config"]["r"] == 2 and info["config"]["quantization"] == "nf4-dq"
     model, tok, scale = load_head(course, result.head_dir)
     assert model.config.pad_token_id == tok.pad_token_id
-    prices = predict(model, tok, data["test"]["prompt"][:3], scale, progress=False)
+    prices = predict(model, tok, smoke_data["test"]["prompt"][:3], scale, progress=False)
     assert len(prices) == 3 and all(p > 0 for p in prices)
 
 
-def test_gpu_script_trains_ships_and_rechecks_on_cpu(tmp_path, monkeypatch, embedded_dir):
-    """benchmarks/head_gpu.py with the smoke profile standing in for the gpu one."""
+def test_gpu_script_trains_ships_and_rechecks_on_cpu(tmp_path, monkeypatch, tiny_llama, smoke_data):
+    """benchmarks/head_gpu.py with a tiny model and the smoke data standing in for the gpu profile's."""
     spec = importlib.util.spec_from_file_location("head_gpu", ROOT / "benchmarks" / "head_gpu.py")
     head_gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(head_gpu)
-    monkeypatch.setattr(head_gpu, "PROFILE", get_profile("smoke"))
-    monkeypatch.setattr(head_gpu, "CPU_PROFILE", "smoke")
+    tiny = replace(get_profile("smoke"), model_id=str(tiny_llama))
+    monkeypatch.setattr(head_gpu, "PROFILE", tiny)
+    monkeypatch.setattr(head_gpu, "get_profile", lambda name: tiny)
+    monkeypatch.setattr(head_gpu, "load_splits", lambda profile: (smoke_data, {}))
     monkeypatch.setattr(head_gpu, "LADDER_ITEMS", 8)
     monkeypatch.setattr(head_gpu, "SCRATCH", tmp_path / "scratch")
     monkeypatch.setenv("HEAD_SET", " ".join(f"{k}={v}" for k, v in TINY.items()))
