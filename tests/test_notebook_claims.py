@@ -34,6 +34,7 @@ EXCEPTIONS: dict[tuple[str, str], tuple[str, set[str], str | None]] = {
                     {"4,096", "2.08", "1.96"}, None),
     ("07", "0d2177c0"): ("the shipped adapter's size and its provenance (adapters/.../workbook_training.json)",
                          {"9.8", "2.9"}, None),
+    ("08", "h31"): ("an exercise's given: a training size of the data curve", {"16,000"}, None),
     ("09", "c06"): ("the gpu profile's sweep size (a setting)", {"2,048"}, None),
     ("09", "c22"): ("the noise threshold the summary applies (a stated judgement)", {"0.02"}, None),
     ("09", "c22c"): ("the gpu profile's sweep size (a setting)", {"2,048"}, None),
