@@ -336,13 +336,15 @@ def object_differences(mine: dict, theirs: dict) -> list[str]:
     return out
 
 
-def adapters_for_fp16(model, fp16: bool) -> int:
-    """Under fp16 mixed precision (a T4) keep the trainable weights in fp32; returns how many were cast.
+def adapters_in_fp32(model, bf16: bool) -> int:
+    """Unless training mixes in bf16, keep the trainable weights in fp32; returns how many were cast.
 
-    trl 1.16 casts the adapters of a quantized model to bf16; fp16 training then fails at the first optimizer
-    step in the gradient scaler ('_amp_foreach_non_finite_check_and_unscale_cuda not implemented for
-    BFloat16', measured on the H100 in fp16 as a T4 runs). fp16 AMP expects fp32 master weights anyway."""
-    if not fp16:
+    trl 1.16 casts the adapters of a quantized model to bf16. Under fp16 mixed precision (a T4) training then fails
+    at the first optimizer step in the gradient scaler ('_amp_foreach_non_finite_check_and_unscale_cuda not
+    implemented for BFloat16', measured on the H100 in fp16 as a T4 runs); fp16 AMP expects fp32 master weights. In
+    fp32 on a CPU without AVX512-BF16, bf16 adapters are multiplied by torch's reference GEMM: a default-profile
+    step took 60 s instead of 8 (measured on 2 AMD EPYC cores, 2026-12-01)."""
+    if bf16:
         return 0
     cast = 0
     for param in model.parameters():
@@ -362,7 +364,7 @@ def _trainer_class():
     class WorkbookTrainer(SFTTrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            adapters_for_fp16(self.model, self.args.fp16)
+            adapters_in_fp32(self.model, self.args.bf16)
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             target = model if model is not None else self.model

@@ -119,7 +119,7 @@ def test_the_trainers_loss_is_l1_on_the_batch_and_reaches_only_adapters_and_head
     assert abs(sum(prices) / len(prices)) < 1e-6
 
 
-def test_head_trains_keeps_best_by_mae_resumes_and_reloads(tmp_path, embedded_dir):
+def test_head_trains_keeps_best_by_mae_resumes_and_reloads(tmp_path, monkeypatch, capsys, embedded_dir):
     profile = get_profile("smoke")
     first = train_head(profile, config_for(profile, **TINY), tmp_path / "run")
     head = tmp_path / "run" / "head"
@@ -145,6 +145,16 @@ def test_head_trains_keeps_best_by_mae_resumes_and_reloads(tmp_path, embedded_di
     scored = evaluate_head(profile, head, n_items=3, results_file=tmp_path / "r.json")
     assert scored.n == 3 and scored.kind == "fine-tuned" and scored.unparseable == 0
     assert json.loads((tmp_path / "r.json").read_text())[0]["model"] == "SmolLM2-135M-Instruct + price head"
+
+    # the command line: a saved head evaluated on the profile's test items, and a bad setting refused by name
+    from helpers.price_head import main
+
+    monkeypatch.setenv("WORKBOOK_OUTPUTS", str(tmp_path / "outputs"))
+    assert main(["--profile", "smoke", "--head", str(head)]) == 0
+    assert "price head: MAE $" in capsys.readouterr().out
+    assert (tmp_path / "outputs" / "smoke" / "results.json").is_file()
+    with pytest.raises(SystemExit, match="loss='hinge'"):
+        main(["--profile", "smoke", "--set", "loss=hinge"])
 
 
 def test_a_hub_style_llama_gets_the_same_head(tmp_path, tiny_llama, smoke_data):

@@ -230,12 +230,13 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, embedd
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_fp16_training_keeps_the_adapters_in_fp32():
-    """trl casts a quantized model's adapters to bf16; the fp16 gradient scaler (a T4) cannot unscale bf16."""
+def test_training_that_does_not_mix_in_bf16_keeps_the_adapters_in_fp32():
+    """trl casts a quantized model's adapters to bf16; the fp16 gradient scaler (a T4) cannot unscale bf16, and an
+    fp32 CPU run without AVX512-BF16 multiplies bf16 adapters with a slow reference GEMM."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from helpers.training import adapters_for_fp16
+    from helpers.training import adapters_in_fp32
 
     tiny = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                         num_attention_heads=2, num_key_value_heads=1))
@@ -243,8 +244,8 @@ def test_fp16_training_keeps_the_adapters_in_fp32():
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.to(torch.bfloat16)  # what trl 1.16 does for a quantized model
-    assert adapters_for_fp16(model, fp16=False) == 0
-    assert adapters_for_fp16(model, fp16=True) == 4
+    assert adapters_in_fp32(model, bf16=True) == 0  # bf16 mixed precision: trl's cast stays
+    assert adapters_in_fp32(model, bf16=False) == 4  # fp16 or fp32
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
 
 
