@@ -347,7 +347,7 @@ def select_examples(data, config: HeadConfig):
 
 
 def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, data=None, evaluate: bool = True):
-    """The Trainer for a profile and head config; its `scale` attribute holds the target's standardisation."""
+    """(the Trainer for a profile and head config, the target's standardisation fitted on its training examples)."""
     from transformers import DataCollatorWithPadding, Trainer
 
     from helpers.profiles import check_device
@@ -374,8 +374,7 @@ def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, da
         compute_loss_func=price_loss(config.loss, config.huber_delta),
         compute_metrics=mae_metric(scale),
     )
-    trainer.scale = scale
-    return trainer
+    return trainer, scale
 
 
 @dataclass
@@ -396,9 +395,10 @@ class HeadResult:
         return self.train_tokens / self.seconds if self.seconds else 0.0
 
 
-def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, resume: bool = False,
+def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, scale: PriceScale, resume: bool = False,
         extra_provenance: dict | None = None) -> HeadResult:
-    """Train (or resume), keep the best checkpoint by validation MAE, save adapter + head with provenance."""
+    """Train (or resume), keep the best checkpoint by validation MAE, save adapter + head with provenance; the
+    provenance keeps `scale`, without which the head's outputs cannot be turned back into prices."""
     from helpers.training import peak_rss_gb, resume_plan
 
     checkpoint, notice = resume_plan(output_dir, resume)
@@ -417,13 +417,13 @@ def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, resume:
     trainer.save_model(str(head_dir))  # adapters + the head (peft's modules_to_save), never the base weights
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     best = trainer.state.best_model_checkpoint
-    result = HeadResult(str(head_dir), best, trainer.state.best_metric, trainer.scale, trainer.state.log_history,
+    result = HeadResult(str(head_dir), best, trainer.state.best_metric, scale, trainer.state.log_history,
                         seconds, tokens, peak, peak_rss_gb(), trainer.model)
     if trainer.is_world_process_zero():
         provenance = {
             "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
             "dataset": profile.dataset, "n_train": len(trainer.train_dataset), "n_val": len(trainer.eval_dataset),
-            "config": asdict(config), "scale": asdict(trainer.scale),
+            "config": asdict(config), "scale": asdict(scale),
             "best_checkpoint": best and Path(best).name, "best_val_mae": trainer.state.best_metric,
             "global_step": trainer.state.global_step, "resumed_from": checkpoint and Path(checkpoint).name,
             "seconds": round(seconds, 1), "train_tokens_this_run": tokens,
@@ -446,8 +446,8 @@ def train_head(profile: Profile, config: HeadConfig | None = None, output_dir: P
     """Build the trainer and fit: what the command line and the GPU benchmark run."""
     config = config or config_for(profile)
     output_dir = Path(output_dir or outputs_dir(profile.name, "price_head"))
-    trainer = make_head_trainer(profile, config, output_dir, data)
-    return fit(trainer, profile, config, output_dir, resume, extra_provenance)
+    trainer, scale = make_head_trainer(profile, config, output_dir, data)
+    return fit(trainer, profile, config, output_dir, scale, resume, extra_provenance)
 
 
 # --------------------------------------------------------------------------------------------------

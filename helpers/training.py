@@ -253,6 +253,8 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         extra = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
                  else {"group_by_length": True})
     checkpointing = bool(config.gradient_checkpointing)  # decided by make_trainer (decide_checkpointing)
+    # on CPU memory is plentiful and recomputation costs ~30% time; transformers 5.23 renamed the setting
+    extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = checkpointing
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # launched by accelerate / torchrun: data parallel
         extra["ddp_find_unused_parameters"] = False  # every adapter gets a gradient each step
         if not cuda:
@@ -289,7 +291,6 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         bf16=(cuda and bf16) or cpu_bf16_active(config, cuda),
         fp16=cuda and not bf16,
         use_cpu=not cuda,
-        gradient_checkpointing=checkpointing,  # on CPU memory is plentiful and recomputation costs ~30% time
         report_to=config.report_to,
         seed=config.seed,
         dataloader_num_workers=0,

@@ -103,7 +103,8 @@ def test_every_profile_has_settings_and_every_setting_says_what_it_does():
 
 def test_the_trainers_loss_is_l1_on_the_batch_and_reaches_only_adapters_and_head(tmp_path, tiny_llama, smoke_data):
     profile = replace(get_profile("smoke"), model_id=str(tiny_llama))
-    trainer = make_head_trainer(profile, config_for(profile, **TINY), tmp_path, data=smoke_data, evaluate=False)
+    trainer, scale = make_head_trainer(profile, config_for(profile, **TINY), tmp_path, data=smoke_data, evaluate=False)
+    assert scale == PriceScale.fit(smoke_data["train"].select(range(8))["price"])  # the training examples' own
     model = trainer.model
     batch = {k: v.to(model.device) for k, v in next(iter(trainer.get_train_dataloader())).items()}
     by_hand = (model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.view(-1)
