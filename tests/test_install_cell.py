@@ -23,7 +23,7 @@ def _install_cells():
 
 def test_one_identical_install_cell_in_every_notebook():
     cells = _install_cells()
-    assert len(cells) == 10 and len(set(cells.values())) == 1, "install cells differ: copy 00_setup's to the others"
+    assert len(cells) == len(NOTEBOOKS) and len(set(cells.values())) == 1, "install cells differ: copy 00_setup's to the others"
 
 
 def test_install_cell_installs_only_what_colab_lacks_without_dependencies():
