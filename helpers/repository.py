@@ -17,7 +17,7 @@ from helpers.paths import REPO_ROOT
 SETTING = REPO_ROOT / "configs" / "repository.txt"
 NOTEBOOKS = REPO_ROOT / "notebooks"
 README = REPO_ROOT / "README.md"
-_URL = re.compile(r"github(?:\.com)?/([\w.-]+/[\w.-]+?)(?=/blob/|\.git|\s| workbook|$)")
+_URL = re.compile(r"github(?:\.com)?/([\w.-]+/[\w.-]+?)(?=/blob/|\.git|\s| workbook|\"|$)")
 
 
 def repository() -> str:
@@ -29,7 +29,7 @@ def references(text: str) -> set[str]:
     """Every owner/name a notebook's badge or clone line points at."""
     found = set()
     for line in text.splitlines():
-        if "colab.research.google.com/github/" in line or "git clone" in line:
+        if "colab.research.google.com/github/" in line or "git clone" in line or "repository = " in line:
             found.update(_URL.findall(line))
     return found
 

@@ -72,3 +72,45 @@ def test_notebooks_that_train_or_generate_ask_colab_for_a_gpu():
         wants_gpu = int(path.name[:2]) >= 5
         assert (meta.get("accelerator") == "GPU") == wants_gpu, path.name
         assert (meta.get("colab", {}).get("gpuType") == "T4") == wants_gpu, path.name
+
+
+def _run_install_cell(cell: str, tmp_path, monkeypatch, clone_works: bool):
+    """The cell's logic as Colab runs it: IPython turns `!` and `%` lines into calls we record (and a clone that
+    creates the folder, or not)."""
+    import sys
+    import types
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    calls = []
+
+    class FakeIPython:
+        def system(self, command):
+            calls.append(("system", command))
+            if clone_works and command.startswith("git clone"):
+                (tmp_path / "workbook").mkdir()
+
+        def run_line_magic(self, name, line, _stack_depth=1):
+            calls.append((name, line))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    code = TransformerManager().transform_cell(cell)
+    fake = FakeIPython()
+    namespace = {"get_ipython": lambda: fake}
+    # IPython expands {name} in ! lines from the caller's namespace; the fake does it with the same variables
+    fake.system = (lambda original: lambda command: original(command.format(**namespace)))(fake.system)
+    exec(compile(code, "<install cell>", "exec"), namespace)
+    return calls
+
+
+def test_the_install_cell_says_what_to_do_with_the_placeholder_or_a_failed_clone(tmp_path, monkeypatch):
+    cell = next(iter(_install_cells().values()))
+    with pytest.raises(SystemExit, match="python -m helpers.repository set"):
+        _run_install_cell(cell, tmp_path, monkeypatch, clone_works=True)
+    forked = cell.replace("github.com/OWNER/finetuning-workbook", "github.com/someone/my-fork")
+    with pytest.raises(SystemExit, match="git clone https://github.com/someone/my-fork failed"):
+        _run_install_cell(forked, tmp_path, monkeypatch, clone_works=False)
+    calls = _run_install_cell(forked, tmp_path, monkeypatch, clone_works=True)
+    assert calls[0] == ("system", "git clone -q https://github.com/someone/my-fork workbook")
+    assert calls[1] == ("cd", "workbook") and all(name == "pip" and "--no-deps" in line for name, line in calls[2:])
