@@ -6,7 +6,15 @@ from __future__ import annotations
 import math
 
 
-def check_answer(label: str, mine: object, truth: object, rel_tol: float = 0.02) -> str:
+class Verdict(str):
+    """The line check_answer printed. As the last expression of a notebook cell it shows nothing more (Jupyter would
+    otherwise print it a second time, quoted)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def check_answer(label: str, mine: object, truth: object, rel_tol: float = 0.02) -> Verdict:
     """One line: not answered yet, right, or not quite (with the answer). Numbers match within `rel_tol`."""
     if mine is None:
         line = f"{label}: not answered yet (set your prediction above and run this cell again)"
@@ -15,7 +23,7 @@ def check_answer(label: str, mine: object, truth: object, rel_tol: float = 0.02)
     else:
         line = f"{label}: not quite, you said {mine!r}; measured {truth!r}"
     print(line)
-    return line
+    return Verdict(line)
 
 
 def _same(mine: object, truth: object, rel_tol: float) -> bool:
