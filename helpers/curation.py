@@ -115,7 +115,9 @@ def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as handle:
         try:
-            for raw in handle:
+            for number, raw in enumerate(handle):
+                if number == 0 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (Windows editors write one)
+                    raw = raw[3:]
                 if not raw.strip():
                     continue
                 report.read += 1
@@ -222,7 +224,14 @@ def fit_to_budget(text: str, tokenizer, max_tokens: int = MAX_TOKENS) -> tuple[s
 
 
 def _normalized(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+    """The duplicate key: Unicode-normalised (NFKC), case-folded, letters, digits and combining marks of any script
+    kept, everything else one space. For ASCII text it is lower-case a-z and 0-9, as before; Russian, Chinese or Arabic texts keep
+    their words instead of collapsing to one empty key."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(ch if unicodedata.category(ch)[0] in "LNM" else " " for ch in folded)  # letters, digits, marks
+    return " ".join(kept.split())
 
 
 def curate(

@@ -7,6 +7,7 @@ stated fallback price (the training split's median, passed by the caller), so on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -132,6 +133,13 @@ def evaluate(
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if isinstance(predictions, str | bytes):
         raise TypeError("predictions is one string: pass a list with one prediction per item (e.g. [text]).")
+    index = getattr(predictions, "index", None)
+    if index is not None and not callable(index) and list(index) != list(range(len(index))):
+        raise TypeError("predictions is a pandas Series with its own index: evaluate() pairs predictions with items by "
+                        "position, so put them in the items' order first (e.g. series.reindex(item_ids).tolist()).")
+    if fallback is not None and not (isinstance(fallback, int | float) and math.isfinite(fallback) and fallback >= 0):
+        raise ValueError(f"fallback={fallback!r}: unreadable answers are scored as this price, so it must be a finite "
+                         "number >= 0 (train_median(data))")
     bad_truths = [i for i, row in enumerate(rows) if as_price(row.get("price")) is None or float(row["price"]) < 0]
     if bad_truths:
         raise ValueError(f"{len(bad_truths)} of {len(rows)} items have no valid true price (missing, NaN or negative; "
@@ -197,19 +205,48 @@ def _read_results(path: Path) -> list[dict]:
         return []
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """One writer at a time for `path`, across processes (a notebook and a command-line evaluation at once): an
+    advisory lock on a file beside it. Where the OS has no fcntl (Windows) writers are not serialised, but the
+    unique temporary files below still keep every file whole."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _replace_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file of this process's own and rename it over `path`: readers see the old file or the
+    new one, never half of one, and two writers never share a temporary file."""
+    import os
+    import uuid
+
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def record_result(result: EvalResult, path: Path | None = None) -> Path:
     """Add or replace this model's entry (same model, dataset, split, profile) in results.json.
 
-    Written to a temporary file and renamed, so an interrupted run never leaves half a file.
+    Read, changed and written under a lock, through a temporary file renamed over the old one: concurrent writers
+    keep every entry, and an interrupted run never leaves half a file.
     """
     path = path or results_path(result.profile)
-    entries = _read_results(path)
     key = (result.model, result.dataset, result.split, result.profile)
-    entries = [e for e in entries if (e["model"], e["dataset"], e["split"], e["profile"]) != key]
-    entries.append(result.record())
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(entries, indent=2))
-    tmp.replace(path)
+    with _exclusive(path):
+        entries = _read_results(path)
+        entries = [e for e in entries if (e["model"], e["dataset"], e["split"], e["profile"]) != key]
+        entries.append(result.record())
+        _replace_atomically(path, json.dumps(entries, indent=2))
     if result.ids and len(result.ids) == len(result.predictions):
         _write_predictions(result, path.parent / "predictions")
     return path
@@ -231,10 +268,8 @@ def _write_predictions(result: EvalResult, folder: Path) -> None:
     """The per-item predictions beside results.json, keyed by item id: what a paired comparison needs."""
     folder.mkdir(parents=True, exist_ok=True)
     path = _predictions_file(folder, result.model, result.split)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"model": result.model, "split": result.split,
-                               "predictions": dict(zip(result.ids, result.predictions))}))
-    tmp.replace(path)
+    _replace_atomically(path, json.dumps({"model": result.model, "split": result.split,
+                                          "predictions": dict(zip(result.ids, result.predictions))}))
 
 
 def load_predictions(profile: str, model: str, split: str = "test", path: Path | None = None) -> dict[str, float]:

@@ -10,17 +10,23 @@ DATA_DIR = REPO_ROOT / "data"
 
 
 def cache_dir() -> Path:
-    """Git-ignored cache for converted models and curated datasets (override: WORKBOOK_CACHE)."""
-    path = Path(os.environ.get("WORKBOOK_CACHE", REPO_ROOT / ".cache"))
+    """Git-ignored cache for converted models and curated datasets (override: WORKBOOK_CACHE; empty means unset,
+    not the current folder)."""
+    path = Path(os.environ.get("WORKBOOK_CACHE") or REPO_ROOT / ".cache")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def outputs_dir(profile: str, *parts: str) -> Path:
-    """outputs/<profile>/...: every run leaves its figures and results here (override: WORKBOOK_OUTPUTS)."""
-    root = Path(os.environ.get("WORKBOOK_OUTPUTS", REPO_ROOT / "outputs"))
-    path = root / profile
-    for part in parts:
+    """outputs/<profile>/...: every run leaves its figures and results here (override: WORKBOOK_OUTPUTS; empty
+    means unset). Each name must be a plain folder name, so nothing is written outside the outputs folder."""
+    root = Path(os.environ.get("WORKBOOK_OUTPUTS") or REPO_ROOT / "outputs")
+    path = root
+    for part in (profile, *parts):
+        part = str(part)
+        if not part or part in (".", "..") or "/" in part or "\\" in part or os.path.isabs(part):
+            raise ValueError(f"{part!r} is not a plain folder name (no '/', no '..'): profiles and run names stay "
+                             f"inside the outputs folder {root}")
         path = path / part
     path.mkdir(parents=True, exist_ok=True)
     return path

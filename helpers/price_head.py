@@ -112,11 +112,7 @@ def config_for(profile: Profile, **overrides) -> HeadConfig:
         raise ConfigError(f"No price-head settings for profile {profile.name!r}: add one to HEAD_CONFIGS "
                           f"(known: {', '.join(HEAD_CONFIGS)}).")
     config = HEAD_CONFIGS[profile.name]
-    config = validate_config(replace(config, **overrides) if overrides else config)
-    if config.save_steps % config.eval_steps:
-        raise ConfigError(f"save_steps={config.save_steps} must be a multiple of eval_steps={config.eval_steps}: the "
-                          "best checkpoint is chosen among the evaluated steps.")
-    return config
+    return validate_config(replace(config, **overrides) if overrides else config)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -595,7 +595,10 @@ _RANGES = {  # name -> (check, what is allowed)
     "r": (lambda v: v >= 1, "an integer >= 1"),
     "alpha": (lambda v: v > 0, "a number > 0"),
     "dropout": (lambda v: 0 <= v < 1, "between 0 and 1 (1 excluded)"),
-    "epochs": (lambda v: v > 0, "a number > 0"),
+    "epochs": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "seed": (lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32 - 1"),
+    "max_steps": (lambda v: v == -1 or v >= 1, "-1 (train for the epochs) or an integer >= 1"),
+    "optimizer": (lambda v: v is None or v in _optimizer_names(), "a transformers optimizer name, e.g. adamw_torch"),
     "batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "learning_rate": (lambda v: 0 < v < 1, "between 0 and 1, e.g. 2e-4"),
     "grad_accum": (lambda v: v >= 1, "an integer >= 1"),
@@ -616,6 +619,12 @@ _RANGES = {  # name -> (check, what is allowed)
     "scheduler": (lambda v: v in ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
                                   "polynomial", "inverse_sqrt"), "a transformers schedule name, e.g. cosine"),
 }
+
+
+def _optimizer_names() -> set[str]:
+    from transformers.training_args import OptimizerNames
+
+    return {o.value for o in OptimizerNames}
 
 
 def _members(hint) -> tuple[list, bool]:
@@ -660,6 +669,10 @@ def validate_config(config):
         faults.append(f"optimizer={config.optimizer!r} with fsdp=True: bitsandbytes optimizers cannot update "
                       "FSDP's sharded tensors (measured: 'got mixed torch.Tensor and DTensor'); leave the "
                       "optimizer unset (adamw_torch_fused) or use adamw_torch")
+    steps = (getattr(config, "save_steps", None), getattr(config, "eval_steps", None))
+    if None not in steps and all(isinstance(v, int) and v >= 1 for v in steps) and steps[0] % steps[1]:
+        faults.append(f"save_steps={steps[0]} must be a multiple of eval_steps={steps[1]}: the best checkpoint is chosen "
+                      "among the evaluated steps (transformers refuses it after the model has loaded)")
     if config.quantization not in QUANTIZATIONS:
         faults.append(f"quantization={config.quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
     if faults:
@@ -725,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     if adapter is None:
         try:
             overrides = parse_overrides(args.set)
-            if args.max_steps:
+            if args.max_steps is not None:  # 0 too: refused by the check instead of silently ignored
                 overrides["max_steps"] = args.max_steps
             config = config_for(profile, **overrides)
         except ConfigError as error:

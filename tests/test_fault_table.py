@@ -20,6 +20,54 @@ GOOD = {"title": "Acme cordless drill with two batteries and a charger, 20V", "p
 ITEMS = [{"price": 10.0}, {"price": 100.0}]
 
 
+def _russian_byo(tmp_path):
+    from helpers.curation import load_byo
+
+    rows = ["Дрель аккумуляторная, два аккумулятора и зарядное устройство",
+            "Кресло офисное с поясничной опорой и подлокотниками", "Набор барабанных палочек, клен, пять пар",
+            "Пусковое устройство для дизельных двигателей"]
+    return load_byo(_write(tmp_path, "ru.csv", "text,price\n" + "\n".join(f'"{t}",{10 + i}' for i, t in enumerate(rows))))
+
+
+def _two_writers(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfrom helpers.evaluation import evaluate, record_result\nfrom pathlib import Path\n"
+            "for i in range(30):\n    record_result(evaluate([11.0], [{'price': 10.0}], f'{sys.argv[2]} {i}', "
+            "profile='t'), Path(sys.argv[1]))\n")
+    path = tmp_path / "results.json"
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), who], cwd=root) for who in ("a", "b")]
+    assert all(p.wait(300) == 0 for p in procs)
+    return json.loads(path.read_text()), sorted(p.name for p in tmp_path.iterdir())
+
+
+def _record_outside(tmp_path):
+    import os
+
+    from helpers.evaluation import evaluate, record_result
+
+    os.environ["WORKBOOK_OUTPUTS"] = str(tmp_path)
+    try:
+        return record_result(evaluate([10.0], [{"price": 10.0}], "m", profile="../../x"))
+    finally:
+        del os.environ["WORKBOOK_OUTPUTS"]
+
+
+def _empty_cache_setting(tmp_path):
+    import os
+
+    from helpers.paths import REPO_ROOT, cache_dir
+
+    os.environ["WORKBOOK_CACHE"] = ""
+    try:
+        return cache_dir(), REPO_ROOT
+    finally:
+        del os.environ["WORKBOOK_CACHE"]
+
+
 @dataclass(frozen=True)
 class Fault:
     case: str
@@ -245,6 +293,19 @@ FAULTS = [
           lambda t: _resume(t, False), lambda v: v[0] is None and "Pass --resume" in v[1]),
     Fault("--resume with an incomplete newest checkpoint", "crashed", "counted", lambda t: _resume(t, True),
           lambda v: v[0].endswith("checkpoint-2")),
+    # --- issue 29: classes rather than rows ---------------------------------------------------------------
+    Fault("BYO texts in Russian (4 distinct products)", "3 of 4 dropped as duplicates (the key kept only a-z 0-9)",
+          "counted", _russian_byo, lambda v: len(v[0]) == 4 and not v[1].dropped),
+    Fault("a JSONL file with a byte-order mark", "lost its first record", "counted",
+          lambda t: _read_jsonl(_write(t, "bom.jsonl", b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")),
+          lambda v: len(v[0]) == 1 and not v[1].dropped),
+    Fault("two processes recording results at once", "44 of 119 entries kept; a valid file moved aside as damaged",
+          "counted", _two_writers,
+          lambda v: len(v[0]) == 60 and not [n for n in v[1] if "damaged" in n or n.endswith(".tmp")]),
+    Fault("record_result(profile='../../x')", "wrote outside the outputs folder", "error", _record_outside,
+          error=ValueError, match="plain folder name"),
+    Fault("an empty WORKBOOK_CACHE=", "cached in the current folder", "counted", _empty_cache_setting,
+          lambda v: v[0] == v[1] / ".cache"),
     # --- models ------------------------------------------------------------------------------------------
     Fault("a missing local model path", "reported as 'not in the Hugging Face cache'", "error",
           lambda t: _local_model("./no/such/model"), error=_errors(), match="No model folder at"),
