@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from helpers.prices import parse_price_field
+
 MIN_PRICE, MAX_PRICE = 0.5, 999.49
 MIN_CHARS = 40  # shorter texts say too little to price
 MAX_TOKENS = 160  # text token budget; longer texts are cut at a word boundary
@@ -144,19 +146,19 @@ def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
 # Cleaning
 # --------------------------------------------------------------------------------------------------
 
-_PRICE_STRING = re.compile(r"^\s*\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
-
-
 def parse_record_price(value) -> tuple[float | None, str | None]:
-    """(price, None) or (None, reason). Strings like '$1,299.99' parse; 'from $5', 'N/A' do not."""
+    """(price, None) or (None, reason). Text is read by `helpers.prices.parse_price_field`, the rules a model's answer
+    is read by: '$1,299.99', '1 299,00 €', '12.5k' parse; 'from $5', 'N/A', '$5 - $9' do not."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
         return None, "missing price"
     if isinstance(value, bool):
         return None, "unparseable price"
     if isinstance(value, str):
-        if not _PRICE_STRING.match(value):
+        value, reason = parse_price_field(value)
+        if reason == "negative":
+            return None, "zero or negative price"
+        if value is None:
             return None, "unparseable price"
-        value = float(value.replace("$", "").replace(",", ""))
     try:
         price = float(value)
     except (TypeError, ValueError):

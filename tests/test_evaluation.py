@@ -111,6 +111,9 @@ def test_plots_draw(tmp_path):
     ("-1", None), ("-$5", None), ("− 5", None), ("12,3456", None), ("1.299,99", 1299.99), ("1e3", 1000.0),
     ("2.5E2 dollars", 250.0), ("1e400", None), ("1,299", 1299.0), ("$1,299,999.50", 1299999.5),
     ("19.99\n\nThe price of", 19.99), ("Price range 10-20", 10.0), ("49.00", 49.0), ("1.299", 1.299),
+    # every script and number format (issue 29): spaces, currency after, k suffix; a model number is not the price
+    ("1 299,00 €", 1299.0), ("1 299", 1299.0), ("12.5k", 12500.0), ("$1.2K", 1200.0), ("Model 3000 costs $12", 12.0),
+    ("Model 3000 costs 12", None), ("20V drill", None), ("GBP 7.50", 7.5),
 ])
 def test_price_parser(text, value):
     assert parse_price_text(text) == value

@@ -128,3 +128,86 @@ def test_escaping_names_are_refused_and_an_empty_setting_means_unset(monkeypatch
             outputs_dir(bad)
     monkeypatch.setenv("WORKBOOK_CACHE", "")
     assert cache_dir() == REPO_ROOT / ".cache"
+
+
+# --- the price reader: one grammar for a model's answer, a record's field and the BYO loader -----------------------
+
+def _grouped(dollars: int, sep: str) -> str:
+    return f"{dollars:,}".replace(",", sep)
+
+
+WRITERS = {  # how people write a price of `cents`; every one must read back to the same cents
+    "us": lambda c: f"${_grouped(c // 100, ',')}.{c % 100:02d}",
+    "us, no mark": lambda c: f"{_grouped(c // 100, ',')}.{c % 100:02d}",
+    "european": lambda c: f"{_grouped(c // 100, '.')},{c % 100:02d} €",
+    "space groups, decimal comma": lambda c: f"{_grouped(c // 100, ' ')},{c % 100:02d} €",
+    "no-break space groups": lambda c: f"€{_grouped(c // 100, chr(0xA0))},{c % 100:02d}",
+    "narrow space groups, point": lambda c: f"{_grouped(c // 100, chr(0x202F))}.{c % 100:02d} USD",
+    "code before": lambda c: f"USD {c // 100}.{c % 100:02d}",
+    "word after": lambda c: f"{c // 100}.{c % 100:02d} dollars",
+    "pound": lambda c: f"£{c // 100}.{c % 100:02d}",
+}
+CENTS = st.integers(min_value=1, max_value=99_999_999)
+
+
+@PROPERTY
+@given(CENTS, st.sampled_from(sorted(WRITERS)))
+def test_any_price_in_any_supported_format_reads_back_to_the_same_cents(cents, style):
+    from helpers.prices import parse_price_field, parse_price_text
+
+    written = WRITERS[style](cents)
+    value, reason = parse_price_field(written)
+    assert reason is None and round(value * 100) == cents, (written, value, reason)
+    for sentence in (f"The price is {written}.", f"{written}\n\nThe product is", f"Model 3000 costs {written}"):
+        if style.endswith("no mark") and sentence.startswith("Model"):
+            continue  # an unmarked number after a model number is refused: tested below
+        read = parse_price_text(sentence)
+        assert read is not None and round(read * 100) == cents, (sentence, read)
+
+
+@PROPERTY
+@given(st.integers(min_value=1, max_value=9_999), st.sampled_from(["k", "K", " k"]), st.sampled_from(["", "$", "€"]))
+def test_a_thousands_suffix_multiplies(tenths, suffix, mark):
+    from helpers.prices import parse_price_text
+
+    written = f"{mark}{tenths / 10:g}{suffix}"
+    assert round(parse_price_text(written) * 100) == tenths * 10_000, written  # tenths of a thousand dollars
+
+
+@PROPERTY
+@given(st.integers(min_value=1, max_value=99_999), st.sampled_from(["Model", "model no.", "SKU", "#", "pack of", "Size"]),
+       st.integers(min_value=1, max_value=9_999))
+def test_a_labelled_number_is_never_the_price(number, label, price):
+    from helpers.prices import parse_price_text
+
+    assert parse_price_text(f"{label} {number}") is None  # refused, not guessed
+    assert parse_price_text(f"{label} {number} costs {price}") is None
+    assert parse_price_text(f"{label} {number} costs ${price}") == price
+
+
+@pytest.mark.parametrize("text", ["20V drill", "300ml", "15%", "5 kg", "12 GB", "2 x 3", "RTX3000"])
+def test_a_quantity_is_never_the_price(text):
+    from helpers.prices import parse_price_text
+
+    assert parse_price_text(text) is None
+
+
+@pytest.mark.parametrize("field, reason", [("from $5", "unparseable price"), ("$5 - $9", "unparseable price"),
+                                           ("N/A", "unparseable price"), ("-€5", "zero or negative price"),
+                                           ("12,3456", "unparseable price"), ("5 kg", "unparseable price")])
+def test_a_field_that_is_not_one_price_is_refused_with_its_reason(field, reason):
+    from helpers.curation import parse_record_price
+
+    assert parse_record_price(field) == (None, reason)
+
+
+def test_the_byo_loader_reads_prices_in_every_format(tmp_path):
+    from helpers.curation import load_byo
+
+    text = "Cordless drill with two batteries, a charger and a case, for wood and metal"
+    rows = ['"1 299,00 €"', '"$1,299.00"', '"1.299,00 €"', "1.3k", "USD 12.50", "12.5 dollars", "from $5"]
+    path = tmp_path / "prices.csv"
+    path.write_text("text,price\n" + "\n".join(f'"{text} variant {i}",{p}' for i, p in enumerate(rows)) + "\n")
+    items, report = load_byo(path)
+    assert [i.price for i in items] == [12.5, 12.5]  # 1,299 and 1,300 are above the price filter's bound
+    assert report.dropped == {"price out of range": 4, "unparseable price": 1}
