@@ -212,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
+    from helpers.profiles import profile_name
+
     parser = argparse.ArgumentParser(description="every classical baseline on the validation and test splits")
-    parser.add_argument("--profile", default="default")
+    parser.add_argument("--profile", default=profile_name(), help="default: $WORKBOOK_PROFILE, else default")
     parser.add_argument("--splits", nargs="+", default=["validation", "test"])
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)

@@ -410,7 +410,7 @@ def write_json(results: list[BenchResult], path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from helpers.paths import outputs_dir
-    from helpers.profiles import get_profile
+    from helpers.profiles import get_profile, profile_name
     from helpers.training import config_for
 
     parser = argparse.ArgumentParser(description="training-efficiency benchmark")
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     modes.add_argument("--r", type=int, default=32)
     modes.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on")
     recipes = sub.add_parser("recipes", help="plain SFT recipe vs the workbook's settings, same examples")
-    recipes.add_argument("--profile", default="default")
+    recipes.add_argument("--profile", default=profile_name())
     recipes.add_argument("--examples", type=int, default=2048)
     recipes.add_argument("--val", type=int, default=256)
     recipes.add_argument("--batch", type=int, default=32)

@@ -32,7 +32,7 @@ import torch
 
 from helpers.lora import ALL_LINEAR
 from helpers.paths import REPO_ROOT, outputs_dir
-from helpers.profiles import Profile, get_profile
+from helpers.profiles import Profile, get_profile, profile_name
 
 PROVENANCE = "workbook_head.json"  # beside the saved adapter + head: profile, data, settings, scale, scores
 SHIPPED_HEAD = REPO_ROOT / "adapters" / "smollm2-135m-price-head-gpu"  # trained at gpu-profile scale on an H200
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     from helpers.training import ConfigError, parse_overrides
 
     parser = argparse.ArgumentParser(description="Train the price head (LoRA + a linear head on log price)")
-    parser.add_argument("--profile", default=os.environ.get("WORKBOOK_PROFILE", "default"))
+    parser.add_argument("--profile", default=profile_name(), help="default: $WORKBOOK_PROFILE, else default")
     parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--evaluate", action="store_true", help="score the head on the profile's test items afterwards")

@@ -88,9 +88,15 @@ class ProfileError(ValueError):
     """A profile that does not exist, or one that cannot run on this machine."""
 
 
+def profile_name() -> str:
+    """The profile every entry point starts from: $WORKBOOK_PROFILE, else `default` (an empty value is unset).
+    Notebooks and command-line tools read it here, so `WORKBOOK_PROFILE=smoke python -m helpers.X` means smoke."""
+    return os.environ.get(ENV_VAR) or "default"
+
+
 def get_profile(name: str | None = None, **overrides) -> Profile:
     """The profile named here, else in $WORKBOOK_PROFILE, else `default`; keyword overrides win."""
-    name = name or os.environ.get(ENV_VAR) or "default"
+    name = name or profile_name()
     if name not in PROFILES:
         raise ProfileError(f"Unknown profile {name!r}. Choose one of: {', '.join(PROFILES)} (set {ENV_VAR}).")
     profile = PROFILES[name]

@@ -47,7 +47,9 @@ def check() -> list[str]:
 
 def set_repository(new: str) -> int:
     """Write `new` (owner/name) into the setting, every notebook and the README; returns files changed."""
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", new):
+    owner, _, name = new.partition("/")
+    if not (re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", owner) and re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name)
+            and name not in (".", "..")):
         raise SystemExit(f"expected owner/name, e.g. you/finetuning-workbook; got {new!r}")
     old = repository()
     changed = 0

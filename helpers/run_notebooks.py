@@ -29,9 +29,11 @@ def run(profile: str, folder: Path, only: list[str] | None = None, timeout: int 
     out_dir = outputs_dir(profile, "notebooks")
     summary = {"profile": profile, "notebooks": [], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     total = time.perf_counter()
-    for path in notebooks_in_order(folder):
-        if only and not any(path.name.startswith(prefix) for prefix in only):
-            continue
+    chosen = [p for p in notebooks_in_order(folder) if not only or any(p.name.startswith(prefix) for prefix in only)]
+    if not chosen:
+        raise SystemExit(f"--only {' '.join(only or [])}: no notebook in {folder.name}/ starts with that; its notebooks "
+                         f"are {', '.join(p.name[:2] for p in notebooks_in_order(folder)) or 'none'}.")
+    for path in chosen:
         print(f"[{profile}] running {path.name} ...", flush=True)
         notebook = nbformat.read(path, as_version=4)
         client = NotebookClient(
@@ -151,8 +153,10 @@ def publish_outputs(source: Path, executed: Path, run: str = "default") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from helpers.profiles import profile_name
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default=os.environ.get("WORKBOOK_PROFILE", "default"))
+    parser.add_argument("--profile", default=profile_name(), help="default: $WORKBOOK_PROFILE, else default")
     parser.add_argument("--folder", type=Path, default=REPO_ROOT / "notebooks")
     parser.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 00 03")
     parser.add_argument(

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from helpers.paths import outputs_dir
-from helpers.profiles import Profile, get_profile
+from helpers.profiles import Profile, get_profile, profile_name
 from helpers.training import ALL_LINEAR, TrainConfig
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -188,7 +188,7 @@ def load(path: Path) -> list[SweepRun]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="hyperparameter sweeps (notebook 09) from the command line")
-    parser.add_argument("--profile", default="default")
+    parser.add_argument("--profile", default=profile_name(), help="default: $WORKBOOK_PROFILE, else default")
     parser.add_argument("--only", nargs="+", help="sweep names, e.g. 'learning rate' dropout")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)

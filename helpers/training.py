@@ -19,7 +19,7 @@ import torch
 
 from helpers.lora import ALL_LINEAR  # the one definition (the configs below use it)
 from helpers.paths import outputs_dir
-from helpers.profiles import Profile, get_profile
+from helpers.profiles import Profile, get_profile, profile_name
 
 
 @dataclass(frozen=True)
@@ -721,7 +721,7 @@ def parse_overrides(pairs: list[str], cls: type = TrainConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="QLoRA fine-tuning of the workbook's price model")
-    parser.add_argument("--profile", default=os.environ.get("WORKBOOK_PROFILE", "default"))
+    parser.add_argument("--profile", default=profile_name(), help="default: $WORKBOOK_PROFILE, else default")
     parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--max-steps", type=int)

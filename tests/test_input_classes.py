@@ -211,3 +211,28 @@ def test_the_byo_loader_reads_prices_in_every_format(tmp_path):
     items, report = load_byo(path)
     assert [i.price for i in items] == [12.5, 12.5]  # 1,299 and 1,300 are above the price filter's bound
     assert report.dropped == {"price out of range": 4, "unparseable price": 1}
+
+
+# --- wrong target, no word: every entry point reads the same profile; names and selections that match nothing ------
+
+@pytest.mark.parametrize("module", ["baselines", "sweeps", "price_head", "training", "benchmark recipes"])
+def test_every_entry_point_reads_the_profile_from_the_environment(module):
+    run = subprocess.run([sys.executable, "-m", *f"helpers.{module}".split()], capture_output=True, text=True, cwd=ROOT,
+                         env={**__import__("os").environ, "WORKBOOK_PROFILE": "no-such-profile", "HF_HUB_OFFLINE": "1"},
+                         timeout=300)
+    assert run.returncode != 0 and "Unknown profile 'no-such-profile'" in run.stderr, run.stderr[-800:]
+
+
+def test_a_notebook_selection_that_matches_nothing_is_an_error():
+    from helpers.run_notebooks import run
+
+    with pytest.raises(SystemExit, match="no notebook in notebooks/ starts with that"):
+        run("smoke", ROOT / "notebooks", ["99"])
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/..", "you/../../x", "-owner/repo", "you/", "you/repo/extra"])
+def test_a_repository_name_that_is_not_owner_slash_name_is_refused(name):
+    from helpers.repository import set_repository
+
+    with pytest.raises(SystemExit, match="expected owner/name"):
+        set_repository(name)
