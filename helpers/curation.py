@@ -108,14 +108,57 @@ class CurationReport:
 # Reading
 # --------------------------------------------------------------------------------------------------
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _readable_file(path: str | Path) -> Path:
+    """`path` if it is a file this module can open, else a ValueError that says what it is instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path.name} is a folder: pass one of the data files in it (JSONL, CSV or Parquet).")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist.")
+    if path.suffix == ".gz":
+        with open(path, "rb") as handle:
+            if handle.read(2) != GZIP_MAGIC:
+                raise ValueError(f"{path.name} ends in .gz but is not gzip-compressed: rename it without .gz, or "
+                                 "compress it with gzip.")
+    return path
+
+
+def _starts_with(handle, prefix: bytes) -> bool:
+    """Whether the first non-blank bytes of a binary handle are `prefix` (after a byte-order mark); rewinds."""
+    head = handle.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+    handle.seek(0)
+    return head.startswith(prefix)
+
+
+def _json_array(handle, path: Path, report: CurationReport) -> Iterator[dict]:
+    try:
+        records = json.loads(handle.read().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path.name} starts like a JSON array but does not parse ({error}): export it as JSON "
+                         "Lines, one object per line.") from None
+    report.notes.append(f"{path.name} is one JSON array, not JSON Lines: read its {len(records):,} entries")
+    for record in records:
+        report.read += 1
+        if isinstance(record, dict):
+            yield record
+        else:
+            report.drop("malformed JSON")
+
 
 def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
     """Records of a (gzipped) JSONL file. Bad lines are counted, never raised: malformed JSON, bytes that
     are not UTF-8; a gzip file cut short keeps every record read before the cut (and says so in the report)."""
     import zlib
 
+    path = _readable_file(path)
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as handle:
+        if _starts_with(handle, b"["):  # a JSON array (a .json export), not JSON Lines: read its objects
+            yield from _json_array(handle, path, report)
+            return
         try:
             for number, raw in enumerate(handle):
                 if number == 0 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (Windows editors write one)
@@ -405,7 +448,11 @@ def _read_csv_rows(path: Path, report: CurationReport) -> tuple[list[str], list[
     import csv
     import io
 
-    raw = (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")).read()
+    path = _readable_file(path)
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # a long description is a field, not an error:
+    # the token budget cuts it later, with a count
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+        raw = handle.read()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -465,21 +512,28 @@ def load_byo(
         report.read = len(rows)
     else:
         raise ValueError(f"Unsupported file type {suffix!r}: use .csv, .jsonl or .parquet")
+    twice = sorted({str(c) for c in columns if list(columns).count(c) > 1} & {text_column, price_column,
+                                                                             category_column})
+    if twice:
+        raise ValueError(f"Column(s) {twice} appear more than once in {path.name}'s header: which one holds the data "
+                         "is a guess, so nothing is read. Rename or remove the extra column.")
     missing = [c for c in (text_column, price_column, category_column) if c and c not in columns]
     if missing:
         raise ValueError(
             f"Column(s) {missing} not in {path.name}; it has {columns}. Pass text_column= / price_column= to name yours."
         )
 
+    def category(row) -> str:
+        value = row.get(category_column) if category_column else None
+        if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+            return "Custom"  # a missing category (None, NaN from pandas, blank) is not the category "nan"
+        return str(value).strip()
+
     def records():
         for row in rows:
             text, price = row.get(text_column), row.get(price_column)
             if isinstance(price, float) and math.isnan(price):
                 price = None
-            yield {
-                "title": text if isinstance(text, str) else "",
-                "price": price,
-                "main_category": (row.get(category_column) or "Custom") if category_column else "Custom",
-            }
+            yield {"title": text if isinstance(text, str) else "", "price": price, "main_category": category(row)}
 
     return curate(records(), tokenizer, report)

@@ -48,8 +48,13 @@ def load_splits(profile: Profile, tokenizer=None, balanced: bool = True, rebuild
     from datasets import load_from_disk
 
     folder = cache_dir() / "datasets" / f"{profile.name}-{_key(profile, balanced)}"
+    cached_report = folder / "curation_report.json"
     if folder.exists() and not rebuild:
-        return load_from_disk(str(folder)), json.loads((folder / "curation_report.json").read_text())
+        try:  # a cache folder cut short (an interrupted save, a deleted file) is rebuilt, not an error
+            return load_from_disk(str(folder)), json.loads(cached_report.read_text())
+        except (FileNotFoundError, json.JSONDecodeError, ValueError) as error:
+            print(f"the cached splits in {folder.name} are incomplete ({type(error).__name__}): rebuilding them",
+                  flush=True)
     if tokenizer is None:
         from helpers.models import load_tokenizer
 
@@ -72,6 +77,9 @@ def load_splits(profile: Profile, tokenizer=None, balanced: bool = True, rebuild
     return load_from_disk(str(folder)), report_dict
 
 
+MAX_EXTRA_ITEMS = 100_000  # generated training items beyond the shipped catalog (the gpu profile uses ~16,000)
+
+
 def extra_training_items(n: int, shipped: list, tokenizer, report, balanced: bool = True) -> list:
     """`n` more training items, generated past the end of the shipped catalog from the same seed.
 
@@ -82,11 +90,19 @@ def extra_training_items(n: int, shipped: list, tokenizer, report, balanced: boo
     from helpers.catalog import N_RECORDS, SEED, generate_records
     from helpers.curation import _normalized
 
+    if n > MAX_EXTRA_ITEMS:
+        raise ValueError(f"{n:,} training items beyond the shipped catalog's were asked for (n_train above what it "
+                         f"holds): the generator makes at most {MAX_EXTRA_ITEMS:,} more, which takes minutes and GBs "
+                         "of memory already. Ask for a smaller n_train, or bring your own data (BYO).")
     total = N_RECORDS
     seen = {_normalized(item.text) for item in shipped}
     fresh: list = []
     while len(fresh) < n:
+        if total - N_RECORDS > 4 * n + 8_000:  # far past the ~80% that survive: the generator is repeating itself
+            raise RuntimeError(f"the generator gave {len(fresh):,} new items from {total - N_RECORDS:,} records, short "
+                               f"of the {n:,} asked for: ask for fewer")
         total += max(2 * (n - len(fresh)), 4_000)  # about 80% of raw records survive curation and balancing
+        print(f"generating catalog records {N_RECORDS:,} to {total:,} for {n:,} more training items ...", flush=True)
         items, _ = curate(generate_records(SEED, total)[N_RECORDS:], tokenizer, CurationReport())
         items = balance(items) if balanced else items
         fresh = [item for item in items if _normalized(item.text) not in seen]

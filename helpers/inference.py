@@ -13,13 +13,56 @@ from helpers.prices import parse_price_text
 
 @contextmanager
 def _left_padding(tokenizer):
-    """Generation continues from the right end of every row, so pad on the left (restored afterwards)."""
-    previous = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+    """Generation continues from the right end of every row, so pad on the left, and cut an over-long prompt on
+    the left too (its question is at the end); both restored afterwards."""
+    previous = tokenizer.padding_side, tokenizer.truncation_side
+    tokenizer.padding_side = tokenizer.truncation_side = "left"
     try:
         yield
     finally:
-        tokenizer.padding_side = previous
+        tokenizer.padding_side, tokenizer.truncation_side = previous
+
+
+@contextmanager
+def truncate_left(tokenizer):
+    """Cut an over-long prompt on the left (its question is at the end), padding unchanged; restored afterwards."""
+    previous = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    try:
+        yield
+    finally:
+        tokenizer.truncation_side = previous
+
+
+MAX_PROMPT_TOKENS = 1024  # far above the catalog's prompts (~150 tokens); one 26,507-token prompt took 18 minutes
+
+
+def check_prompts(prompts: Sequence[str], batch_size: int) -> list[str]:
+    """The prompts as a list, or an error that says what is wrong before any model runs."""
+    if isinstance(prompts, str):
+        raise TypeError("prompts is one string: pass a list of prompts (e.g. [prompt]), one per item.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: prompts are processed batch_size at a time, so it must be an "
+                         "integer >= 1 (e.g. 8).")
+    prompts = list(prompts)
+    bad = [i for i, p in enumerate(prompts) if not isinstance(p, str)]
+    if bad:
+        raise TypeError(f"{len(bad)} of {len(prompts)} prompts are not text (the first, at position {bad[0]}, is "
+                        f"{prompts[bad[0]]!r}): drop or fill those items first; every prompt is priced, none skipped.")
+    return prompts
+
+
+def _cut_to_budget(tokenizer, prompts: list[str], max_tokens: int, add_special_tokens: bool) -> int:
+    """How many prompts are longer than `max_tokens` (they are cut on the left, keeping the question); warns."""
+    import warnings
+
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]]
+    over = sum(n > max_tokens for n in lengths)
+    if over:
+        warnings.warn(f"{over} of {len(prompts)} prompts are longer than {max_tokens:,} tokens (longest "
+                      f"{max(lengths):,}): each is cut to its last {max_tokens:,} tokens, which keep the question.",
+                      stacklevel=3)
+    return over
 
 
 def _chunks(prompts: Sequence[str], batch_size: int, progress: bool, desc: str):
@@ -34,18 +77,21 @@ def _chunks(prompts: Sequence[str], batch_size: int, progress: bool, desc: str):
 
 @torch.inference_mode()
 def generate_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 7, batch_size: int = 8,
-                         progress: bool = True, add_special_tokens: bool = True) -> list[str]:
+                         progress: bool = True, add_special_tokens: bool = True,
+                         max_prompt_tokens: int = MAX_PROMPT_TOKENS) -> list[str]:
     """Greedy continuations of each prompt (left-padded batches), decoded without special tokens.
 
-    Prompts rendered by a chat template already carry their special tokens: pass add_special_tokens=False.
+    Prompts rendered by a chat template already carry their special tokens: pass add_special_tokens=False. A
+    prompt over `max_prompt_tokens` is cut on the left, with a warning that counts them.
     """
-    if isinstance(prompts, str):
-        raise TypeError("prompts is one string: pass a list of prompts (e.g. [prompt]), one per item.")
+    prompts = check_prompts(prompts, batch_size)
     device = next(model.parameters()).device
     outputs: list[str] = []
     with _left_padding(tokenizer):
+        _cut_to_budget(tokenizer, prompts, max_prompt_tokens, add_special_tokens)
         for chunk in _chunks(prompts, batch_size, progress, "generating"):
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens,
+                            truncation=True, max_length=max_prompt_tokens).to(device)
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
             outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
@@ -235,8 +281,7 @@ def _select_rows(cache, index: torch.Tensor) -> None:
 def price_distributions(model, tokenizer, prompts: Sequence[str], batch_size: int = 8, progress: bool = True,
                         **kwargs) -> list[PriceDistribution]:
     """The model's distribution over whole-dollar prices after each prompt (see enumerate_prices)."""
-    if isinstance(prompts, str):
-        raise TypeError("prompts is one string: pass a list of prompts (e.g. [prompt]), one per item.")
+    prompts = check_prompts(prompts, batch_size)
     digits = digit_tokens(tokenizer)
     out: list[PriceDistribution] = []
     with _left_padding(tokenizer):

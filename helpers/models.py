@@ -366,4 +366,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from helpers.paths import run_cli
+
+    raise SystemExit(run_cli(main))
+
+
+def check_adapter_files(folder: str | os.PathLike) -> Path:
+    """`folder` if its adapter config and weights read whole, else a ValueError that says which file is damaged, before
+    any base model loads (peft's own error comes after the load, as a safetensors traceback)."""
+    import json
+
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    config, weights = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+    for path in (config, weights):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: pass a folder saved by training (save_pretrained), or copy "
+                                    "the adapter again.")
+    path = config
+    try:
+        json.loads(config.read_text())
+        path = weights
+        with safe_open(str(weights), framework="pt") as handle:
+            for name in handle.keys():
+                handle.get_slice(name)
+    except Exception as error:  # json and safetensors raise their own error types
+        raise ValueError(f"{path.name} in {folder.name}/ is damaged ({type(error).__name__}: {str(error)[:120]}): a "
+                         "copy or download cut short? Copy or train it again.") from None
+    return folder

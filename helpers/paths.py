@@ -39,3 +39,20 @@ def shown(path: str | os.PathLike) -> Path:
         return path.resolve().relative_to(REPO_ROOT)
     except ValueError:
         return path
+
+
+USER_ERRORS = ("ProfileError", "ConfigError")  # raised for the user's own settings: a message, not a traceback
+
+
+def run_cli(main) -> int:
+    """Run a command-line entry point: an error in the user's settings (an unknown profile, a setting out of range)
+    prints its message and exits with status 2; anything else keeps its traceback, which a bug report needs."""
+    import sys
+
+    try:
+        return main()
+    except Exception as error:
+        if type(error).__name__ not in USER_ERRORS:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2

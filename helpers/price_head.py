@@ -276,10 +276,21 @@ def mae_metric(scale: PriceScale):
 def tokenize_split(split, tokenizer, scale: PriceScale, max_length: int):
     """input_ids / attention_mask of each prompt, labels = its standardised log price; the rest dropped.
 
-    The prompt is notebook 06's (it ends with "Price is $"): the same input the generative model reads."""
+    The prompt is notebook 06's (it ends with "Price is $"): the same input the generative model reads. A prompt
+    over `max_length` tokens keeps its last `max_length` (the head reads the last token), with a warning that
+    counts them: no example is dropped."""
+    import warnings
+
+    from helpers.inference import truncate_left
+
+    longer = sum(len(ids) > max_length for ids in tokenizer(list(split["prompt"]))["input_ids"])
+    if longer:
+        warnings.warn(f"{longer} of {len(split)} prompts are longer than max_length={max_length} tokens: each keeps "
+                      "its last max_length tokens (raise max_length to keep them whole).", stacklevel=2)
 
     def encode(batch):
-        encoded = tokenizer(batch["prompt"], truncation=True, max_length=max_length)
+        with truncate_left(tokenizer):
+            encoded = tokenizer(batch["prompt"], truncation=True, max_length=max_length)
         encoded["labels"] = [scale.to_target(p) for p in batch["price"]]
         return encoded
 
@@ -333,13 +344,10 @@ def add_head_adapters(model, config: HeadConfig):
 
 
 def select_examples(data, config: HeadConfig):
-    """(train, validation) cut to the config's sizes."""
-    train_set, val_set = data["train"], data["validation"]
-    if config.n_train:
-        train_set = train_set.select(range(min(config.n_train, len(train_set))))
-    if config.n_val:
-        val_set = val_set.select(range(min(config.n_val, len(val_set))))
-    return train_set, val_set
+    """(train, validation) cut to the config's sizes; a size the split cannot give is refused."""
+    from helpers.training import first_examples
+
+    return first_examples(data, config)
 
 
 def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, data=None, evaluate: bool = True):
@@ -442,6 +450,9 @@ def train_head(profile: Profile, config: HeadConfig | None = None, output_dir: P
     """Build the trainer and fit: what the command line and the GPU benchmark run."""
     config = config or config_for(profile)
     output_dir = Path(output_dir or outputs_dir(profile.name, "price_head"))
+    from helpers.training import check_run
+
+    check_run(profile, config, output_dir, resume, task="seq_cls")
     trainer, scale = make_head_trainer(profile, config, output_dir, data)
     return fit(trainer, profile, config, output_dir, scale, resume, extra_provenance)
 
@@ -461,6 +472,9 @@ def load_head(profile: Profile, head_dir: str | os.PathLike, quantization: str |
     if not path.is_file():
         raise FileNotFoundError(f"{head_dir} holds no {PROVENANCE}: pass the folder that training saved "
                                 f"(outputs/<profile>/price_head/head) or the shipped one (adapters/).")
+    from helpers.models import check_adapter_files
+
+    check_adapter_files(head_dir)
     info = json.loads(path.read_text())
     config = replace(HeadConfig(), **{k: tuple(v) if k == "target_modules" else v for k, v in info["config"].items()
                                      if k in {f.name for f in fields(HeadConfig)}})
@@ -484,14 +498,19 @@ def predict(model, tokenizer, texts: Sequence[str], scale: PriceScale, batch_siz
     """Prices for prompts: one forward pass each (no generation), longest first so batches pad little."""
     from tqdm.auto import tqdm
 
+    from helpers.inference import check_prompts, truncate_left
+
+    texts = check_prompts(texts, batch_size)
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out: list[float] = [0.0] * len(texts)
     device = next(model.parameters()).device
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc="price head", disable=not progress):
-        encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
-                            max_length=max_length).to(device)
+        with truncate_left(tokenizer):  # the head reads the last token: cut a long prompt on the left (padding
+            # stays on the right, as in training: positions then match)
+            encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
+                                max_length=max_length).to(device)
         z = model(**encoded).logits.float().view(-1)
         for i, price in zip(batch, scale.to_price(z).tolist()):
             out[i] = price
@@ -524,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
             config = config_for(profile, **parse_overrides(args.set, HeadConfig))
         except ConfigError as error:
             raise SystemExit(str(error)) from None
-        result = train_head(profile, config, args.output_dir, resume=args.resume)
+        try:
+            result = train_head(profile, config, args.output_dir, resume=args.resume)
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
         if int(os.environ.get("RANK", 0)) != 0:
             return 0
         print(f"head: {result.head_dir}\nbest validation MAE: ${result.best_val_mae:,.2f} ({result.best_checkpoint})\n"
@@ -556,4 +578,6 @@ def evaluate_head(profile: Profile, head_dir: str | os.PathLike, n_items: int | 
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from helpers.paths import run_cli
+
+    raise SystemExit(run_cli(main))

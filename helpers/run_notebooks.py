@@ -200,4 +200,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from helpers.paths import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -378,6 +378,35 @@ def _trainer_class():
     return WorkbookTrainer
 
 
+def first_examples(data, config, profile_name: str | None = None):
+    """(train, validation): the first n_train / n_val examples of the splits; a size the split cannot give is refused
+    (a run that trains on 200 while its provenance says 100,000 is a wrong record)."""
+    parts = []
+    for split, n in (("train", config.n_train), ("validation", config.n_val)):
+        rows = data[split]
+        if n and n > len(rows):
+            field = "n_train" if split == "train" else "n_val"
+            of = f" of profile {profile_name}" if profile_name else ""
+            raise ConfigError(f"{field}={n:,}, but the {split} split{of} has {len(rows):,} examples: "
+                              f"ask for at most {len(rows):,} (or leave it unset for the whole split).")
+        parts.append(rows.select(range(n)) if n else rows)
+    return tuple(parts)
+
+
+def warn_over_length(train_set, tokenizer, max_length: int) -> int:
+    """How many training examples (prompt + completion) are longer than max_length tokens; warns with the count,
+    since trl cuts them at the end, where the answer is, and their loss then teaches nothing."""
+    import warnings
+
+    texts = [p + c for p, c in zip(train_set["prompt"], train_set["completion"])]
+    over = sum(len(ids) > max_length for ids in tokenizer(texts)["input_ids"])
+    if over:
+        warnings.warn(f"{over} of {len(texts)} training examples are longer than max_length={max_length} tokens: trl "
+                      "cuts them at the end, where the price is, so they teach nothing. Raise max_length.",
+                      stacklevel=2)
+    return over
+
+
 def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=None, evaluate: bool = True,
                  record_shards: bool = False, checkpoints: bool = True):
     """The SFTTrainer for a profile and config (train() and the benchmark share it)."""
@@ -390,17 +419,14 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
 
         with PartialState().main_process_first():  # one process builds the cached splits, the others read them
             data, _ = load_splits(profile)
-    train_set, val_set = data["train"], data["validation"]
-    if config.n_train:
-        train_set = train_set.select(range(min(config.n_train, len(train_set))))
-    if config.n_val:
-        val_set = val_set.select(range(min(config.n_val, len(val_set))))
+    train_set, val_set = first_examples(data, config, profile.name)
     columns = ["prompt", "completion"]
     train_set = train_set.select_columns(columns)
     val_set = val_set.select_columns(columns)
 
     torch.manual_seed(config.seed)
     model, tokenizer = build_model(profile, config)
+    warn_over_length(train_set, tokenizer, config.max_length)
     config = replace(config, gradient_checkpointing=decide_checkpointing(config, model.config))
     args = _sft_config(config, output_dir, device.device == "cuda", device.bf16, evaluate=evaluate,
                        checkpoints=checkpoints)
@@ -453,12 +479,83 @@ def resume_plan(output_dir: str | os.PathLike, resume: bool) -> tuple[str | None
     return None, None
 
 
+def model_linear_names(model_id: str | None, task: str = "causal") -> set[str] | None:
+    """Names of the model's linear layers (q_proj, ...), from its config alone on the meta device: no weights are
+    read. None when the config cannot be read here (a hub model offline): loading will say why."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from helpers.models import resolve_model
+
+    try:
+        model_config = AutoConfig.from_pretrained(resolve_model(model_id))
+    except Exception:  # offline, gated, missing: the load reports it with its own message
+        return None
+    auto = AutoModelForSequenceClassification if task == "seq_cls" else AutoModelForCausalLM
+    with init_empty_weights():
+        model = auto.from_config(model_config)
+    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+
+
+def _checkpoint_settings(checkpoint: Path) -> dict:
+    """The settings a checkpoint was trained with: its adapter config and its TrainingArguments."""
+    adapter = json.loads((checkpoint / "adapter_config.json").read_text())
+    settings = {"r": adapter.get("r"), "alpha": adapter.get("lora_alpha"),
+                "target_modules": sorted(adapter.get("target_modules") or [])}
+    arguments = checkpoint / "training_args.bin"
+    if arguments.is_file():
+        args = torch.load(arguments, weights_only=False)  # written by the Trainer of this run: trusted
+        settings |= {"learning_rate": args.learning_rate, "scheduler": str(getattr(args.lr_scheduler_type, "value",
+                     args.lr_scheduler_type)), "batch_size": args.per_device_train_batch_size,
+                     "grad_accum": args.gradient_accumulation_steps, "epochs": args.num_train_epochs}
+    return settings
+
+
+def check_run(profile: Profile, config, output_dir: Path, resume: bool, task: str = "causal") -> None:
+    """Everything about a run that can be checked before the model loads, refused with what to change: an output
+    folder that is a file, a logger whose package is missing, target modules the model does not have, and a resume
+    whose checkpoint was trained with other settings (it would continue on the checkpoint's schedule while the
+    provenance records the new one)."""
+    import importlib.util
+
+    faults = []
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        faults.append(f"output folder {output_dir} is a file: pass a folder (it is created if missing)")
+    report_to = getattr(config, "report_to", "none")
+    if report_to not in (None, "none") and importlib.util.find_spec(report_to) is None:
+        faults.append(f"report_to={report_to!r}, but the {report_to} package is not installed: pip install "
+                      f"{report_to}, or leave report_to=none")
+    targets = config.target_modules
+    if not isinstance(targets, str):
+        names = model_linear_names(profile.model_id, task)
+        unknown = sorted(set(targets) - names) if names else []
+        if unknown:
+            faults.append(f"target_modules {unknown} name no linear layer of this model; it has {sorted(names)}")
+    if resume and output_dir.is_dir():
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint and (Path(checkpoint) / "adapter_config.json").is_file():
+            saved = _checkpoint_settings(Path(checkpoint))
+            asked = {"r": config.r, "alpha": config.alpha, "target_modules": sorted(targets) if not isinstance(
+                targets, str) else saved["target_modules"], "learning_rate": config.learning_rate,
+                "scheduler": config.scheduler, "batch_size": config.batch_size,
+                "grad_accum": getattr(config, "grad_accum", 1), "epochs": config.epochs}
+            differ = [f"{k}: checkpoint {saved[k]!r}, asked {asked[k]!r}" for k in saved
+                      if k in asked and saved[k] != asked[k]]
+            if differ:
+                faults.append(f"--resume from {Path(checkpoint).name} with other settings ({'; '.join(differ)}): "
+                              "resume with the checkpoint's settings, or start again in a new --output-dir")
+    if faults:
+        raise ConfigError("This run would fail or mislead after the model loads:\n  - " + "\n  - ".join(faults))
+
+
 def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path | None = None,
           resume: bool = False, data=None, record_shards: bool = False,
           extra_provenance: dict | None = None) -> TrainResult:
     """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
     config = validate_config(config or config_for(profile))
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
+    check_run(profile, config, output_dir, resume)
     trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
     return fit_adapter(trainer, profile, config, output_dir, resume, extra_provenance)
 
@@ -516,9 +613,9 @@ def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization:
     """
     from peft import PeftModel
 
-    from helpers.models import guard_bnb_cpu_training, load_base_model
+    from helpers.models import check_adapter_files, guard_bnb_cpu_training, load_base_model
 
-    info = json.loads((Path(adapter_dir) / "workbook_training.json").read_text())
+    info = json.loads((check_adapter_files(adapter_dir) / "workbook_training.json").read_text())
     quantization = quantization or info["config"]["quantization"]
     loaded = load_base_model(profile.model_id, quantization=quantization, compute_dtype=compute_dtype)
     if same_kernels_as_training and quantization in ("nf4", "nf4-dq", "fp4"):
@@ -743,8 +840,10 @@ def main(argv: list[str] | None = None) -> int:
             config = config_for(profile, **overrides)
         except ConfigError as error:
             raise SystemExit(str(error)) from None
-        result = train(profile, config, args.output_dir, resume=args.resume,
-                       record_shards=args.record_shards)
+        try:
+            result = train(profile, config, args.output_dir, resume=args.resume, record_shards=args.record_shards)
+        except ConfigError as error:
+            raise SystemExit(str(error)) from None
         adapter = Path(result.adapter_dir)
         if int(os.environ.get("RANK", 0)) != 0:  # the other processes of a distributed run stop here
             return 0
@@ -761,4 +860,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from helpers.paths import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -231,5 +231,9 @@ def test_load_splits_builds_caches_and_reports(tmp_path, monkeypatch, embedded_d
     assert (tmp_path / "out" / "smoke" / "curation_report.json").is_file()
     again, _ = load_splits(profile)  # from the cache now
     assert again["test"]["id"] == data["test"]["id"]
+    cached = next((tmp_path / "cache" / "datasets").glob("smoke-*"))
+    (cached / "curation_report.json").unlink()  # a cache cut short: rebuilt, not a traceback
+    rebuilt, rebuilt_report = load_splits(profile)
+    assert rebuilt["test"]["id"] == data["test"]["id"] and rebuilt_report["splits"] == report["splits"]
     floor = noise_floor(data["test"])
     assert floor["n"] == 40 and 0 < floor["mae"] < 100

@@ -2,6 +2,7 @@
 script survive deduplication, a byte-order mark loses nothing, concurrent writers keep every result, and no name
 writes outside the outputs folder."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -220,7 +221,8 @@ def test_every_entry_point_reads_the_profile_from_the_environment(module):
     run = subprocess.run([sys.executable, "-m", *f"helpers.{module}".split()], capture_output=True, text=True, cwd=ROOT,
                          env={**__import__("os").environ, "WORKBOOK_PROFILE": "no-such-profile", "HF_HUB_OFFLINE": "1"},
                          timeout=300)
-    assert run.returncode != 0 and "Unknown profile 'no-such-profile'" in run.stderr, run.stderr[-800:]
+    assert run.returncode == 2 and "Unknown profile 'no-such-profile'" in run.stderr, run.stderr[-800:]
+    assert "Traceback" not in run.stderr  # the user's setting: a message, not a traceback
 
 
 def test_a_notebook_selection_that_matches_nothing_is_an_error():
@@ -236,3 +238,196 @@ def test_a_repository_name_that_is_not_owner_slash_name_is_refused(name):
 
     with pytest.raises(SystemExit, match="expected owner/name"):
         set_repository(name)
+
+
+# --- raw tracebacks from the library's own entry points become messages; nothing readable is lost ------------------
+
+def test_a_json_array_file_is_read_as_its_records(tmp_path):
+    from helpers.curation import CurationReport, read_jsonl
+
+    path = tmp_path / "export.jsonl"
+    path.write_text(json.dumps([{"title": "a", "price": 1}, 5, {"title": "b", "price": 2}], indent=2))
+    report = CurationReport()
+    assert [r["title"] for r in read_jsonl(path, report)] == ["a", "b"]
+    assert report.read == 3 and report.dropped == {"malformed JSON": 1} and "one JSON array" in report.notes[0]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("fake.jsonl.gz", b'{"title": "a"}\n', "ends in .gz but is not gzip-compressed"),
+    ("broken.jsonl", b'[{"title": "a"},', "starts like a JSON array but does not parse"),
+])
+def test_a_file_that_is_not_what_its_name_says_gets_a_message(tmp_path, name, content, message):
+    from helpers.curation import load_byo
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_byo(path)
+
+
+def test_a_folder_instead_of_a_file_gets_a_message(tmp_path):
+    from helpers.curation import CurationReport, read_jsonl
+
+    (tmp_path / "data.jsonl").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        list(read_jsonl(tmp_path / "data.jsonl", CurationReport()))
+
+
+def test_a_very_long_csv_field_is_a_record_not_an_error(tmp_path):
+    from helpers.curation import load_byo
+
+    path = tmp_path / "long.csv"
+    path.write_text(f'text,price\n"{"word " * 40_000}",12\n')  # 200,000 characters
+    items, report = load_byo(path)
+    assert [i.price for i in items] == [12.0] and report.read == 1
+
+
+@pytest.mark.parametrize("prompts, batch_size, error, message", [
+    (["a", None, "b"], 8, TypeError, "1 of 3 prompts are not text .*position 1"),
+    (["a"], 0, ValueError, "batch_size=0"),
+    (["a"], 2.5, ValueError, "batch_size=2.5"),
+    ("a", 8, TypeError, "prompts is one string"),
+])
+def test_prompts_and_batch_sizes_are_checked_before_any_model_runs(prompts, batch_size, error, message):
+    from helpers.inference import generate_completions, price_distributions
+    from helpers.price_head import PriceScale, predict
+
+    for call in (lambda: generate_completions(None, None, prompts, batch_size=batch_size),
+                 lambda: price_distributions(None, None, prompts, batch_size=batch_size),
+                 lambda: predict(None, None, prompts, PriceScale(1.0, 1.0), batch_size=batch_size)):
+        with pytest.raises(error, match=message):
+            call()
+
+
+def test_an_over_long_prompt_is_cut_on_the_left_with_a_count(embedded_dir):
+    from helpers.inference import generate_completions
+    from helpers.models import load_base_model
+
+    loaded = load_base_model(quantization="fp32", device="cpu")
+    question = "\n\nPrice is $"
+    long_prompt = "cable " * 3000 + question
+    with pytest.warns(UserWarning, match="1 of 2 prompts are longer than 64 tokens"):
+        cut = generate_completions(loaded.model, loaded.tokenizer, [long_prompt, "A cable" + question], max_new_tokens=3,
+                                   batch_size=2, progress=False, max_prompt_tokens=64)
+    tail = loaded.tokenizer.decode(loaded.tokenizer(long_prompt)["input_ids"][-64:])
+    same = generate_completions(loaded.model, loaded.tokenizer, [tail], max_new_tokens=3, batch_size=1, progress=False)
+    assert cut[0] == same[0] and loaded.tokenizer.truncation_side == "right"
+
+
+# --- sizes: what cannot be given is refused up front, what is cut is counted ----------------------------------------
+
+def test_a_training_size_the_split_cannot_give_is_refused():
+    from datasets import Dataset
+
+    from helpers.price_head import HEAD_CONFIGS
+    from helpers.training import TRAIN_CONFIGS, ConfigError, first_examples
+
+    data = {"train": Dataset.from_dict({"x": list(range(200))}), "validation": Dataset.from_dict({"x": list(range(20))})}
+    for config in (TRAIN_CONFIGS["default"], HEAD_CONFIGS["default"]):
+        with pytest.raises(ConfigError, match=r"n_train=100,000, but the train split of profile p has 200 examples"):
+            first_examples(data, dataclasses.replace(config, n_train=100_000, n_val=None), "p")
+        train, val = first_examples(data, dataclasses.replace(config, n_train=150, n_val=None))
+        assert (len(train), len(val)) == (150, 20)
+
+
+def test_examples_longer_than_max_length_are_counted(embedded_dir):
+    from datasets import Dataset
+
+    from helpers.models import load_tokenizer
+    from helpers.training import warn_over_length
+
+    tokenizer = load_tokenizer(None)
+    rows = Dataset.from_dict({"prompt": ["short one, Price is $", "word " * 300 + "Price is $"], "completion": ["5.00"] * 2})
+    with pytest.warns(UserWarning, match="1 of 2 training examples are longer than max_length=64"):
+        assert warn_over_length(rows, tokenizer, 64) == 1
+
+
+def test_more_generated_training_items_than_the_cap_are_refused_before_any_work():
+    from helpers.data import MAX_EXTRA_ITEMS, extra_training_items
+
+    with pytest.raises(ValueError, match=f"the generator makes at most {MAX_EXTRA_ITEMS:,} more"):
+        extra_training_items(MAX_EXTRA_ITEMS + 1, [], None, None)
+
+
+@pytest.mark.parametrize("damage", ["truncate weights", "truncate config", "remove weights"])
+def test_a_damaged_adapter_is_named_before_any_model_loads(tmp_path, damage):
+    import shutil
+
+    from helpers.models import check_adapter_files
+    from helpers.price_head import SHIPPED_HEAD
+
+    folder = tmp_path / "head"
+    shutil.copytree(SHIPPED_HEAD, folder)
+    assert check_adapter_files(folder) == folder
+    weights, config = folder / "adapter_model.safetensors", folder / "adapter_config.json"
+    if damage == "remove weights":
+        weights.unlink()
+        error, message = FileNotFoundError, "adapter_model.safetensors is missing"
+    else:
+        path = weights if "weights" in damage else config
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        error, message = ValueError, f"{path.name} in head/ is damaged"
+    with pytest.raises(error, match=message):
+        check_adapter_files(folder)
+
+
+# --- settings that used to pass the check and fail a minute later, after the model had loaded -----------------------
+
+def test_a_run_that_would_fail_after_loading_is_refused_at_the_door(tmp_path, embedded_dir):
+    from helpers.profiles import get_profile
+    from helpers.training import TRAIN_CONFIGS, ConfigError, check_run
+
+    profile, config = get_profile("smoke"), TRAIN_CONFIGS["smoke"]
+    check_run(profile, config, tmp_path / "run", resume=False)  # a good run passes
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    bad = dataclasses.replace(config, target_modules=("q_proj", "qkv"), report_to="wandb" if
+                              __import__("importlib").util.find_spec("wandb") is None else "none")
+    with pytest.raises(ConfigError) as caught:
+        check_run(profile, bad, a_file, resume=False)
+    message = str(caught.value)
+    assert "is a file" in message and "target_modules ['qkv'] name no linear layer" in message and "q_proj" in message
+    if bad.report_to == "wandb":
+        assert "the wandb package is not installed" in message
+
+
+def test_a_resume_with_other_settings_says_what_differs(tmp_path, embedded_dir):
+    from helpers.profiles import get_profile
+    from helpers.training import TRAIN_CONFIGS, ConfigError, check_run, train
+
+    profile = get_profile("smoke")
+    config = dataclasses.replace(TRAIN_CONFIGS["smoke"], max_steps=2, eval_steps=2, save_steps=2)
+    train(profile, config, tmp_path / "run")
+    check_run(profile, dataclasses.replace(config, max_steps=4), tmp_path / "run", resume=True)  # more steps: fine
+    changed = dataclasses.replace(config, r=8, alpha=16, learning_rate=config.learning_rate * 2)
+    with pytest.raises(ConfigError, match=r"checkpoint-2 with other settings \(r: checkpoint 4, asked 8; alpha: "
+                                          r"checkpoint 8, asked 16; learning_rate"):
+        check_run(profile, changed, tmp_path / "run", resume=True)
+
+
+def test_a_duplicated_column_is_refused_and_a_missing_category_is_not_nan(tmp_path):
+    import pandas as pd
+
+    from helpers.curation import load_byo
+
+    text = "Stainless steel kettle with a keep-warm plate and a two-litre jug, cordless"
+    path = tmp_path / "twice.csv"
+    path.write_text(f'text,price,price\n"{text}",10,99\n')
+    with pytest.raises(ValueError, match=r"\['price'\] appear more than once"):
+        load_byo(path)
+    frame = pd.DataFrame({"text": [f"{text} {i}" for i in range(3)], "price": [5.0, 6.0, 7.0],
+                          "cat": ["Kitchen", None, float("nan")]})
+    frame.to_parquet(tmp_path / "cats.parquet")
+    items, _ = load_byo(tmp_path / "cats.parquet", category_column="cat")
+    assert [i.category for i in items] == ["Kitchen", "Custom", "Custom"]
+
+
+def test_the_census_of_bad_inputs_finds_nothing_wrong_lost_or_hung(tmp_path):
+    """benchmarks/bad_input_census.py: 38 cases by class (its README has the before/after table)."""
+    out = tmp_path / "census.json"
+    run = subprocess.run([sys.executable, "benchmarks/bad_input_census.py", "--json", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    bad = [r for r in rows if r["outcome"] not in ("handled", "clear error")]
+    assert len(rows) >= 38 and not bad, bad
