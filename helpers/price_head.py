@@ -343,11 +343,11 @@ def add_head_adapters(model, config: HeadConfig):
     return get_peft_model(model, lora_config(config))
 
 
-def select_examples(data, config: HeadConfig):
+def select_examples(data, config: HeadConfig, strict: bool = True):
     """(train, validation) cut to the config's sizes; a size the split cannot give is refused."""
     from helpers.training import first_examples
 
-    return first_examples(data, config)
+    return first_examples(data, config, strict=strict)
 
 
 def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, data=None, evaluate: bool = True):
@@ -358,11 +358,12 @@ def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, da
 
     device = check_device(profile)
     cuda = device.device == "cuda"
+    strict = data is None  # the profile's own splits: a size they cannot give is an error
     if data is None:
         from helpers.data import load_splits
 
         data, _ = load_splits(profile)
-    train_set, val_set = select_examples(data, config)
+    train_set, val_set = select_examples(data, config, strict)
     scale = PriceScale.fit(train_set["price"])  # from the training examples only
     dtype = compute_dtype(config, cuda)
     torch.manual_seed(config.seed)

@@ -378,17 +378,24 @@ def _trainer_class():
     return WorkbookTrainer
 
 
-def first_examples(data, config, profile_name: str | None = None):
-    """(train, validation): the first n_train / n_val examples of the splits; a size the split cannot give is refused
-    (a run that trains on 200 while its provenance says 100,000 is a wrong record)."""
+def first_examples(data, config, profile_name: str | None = None, strict: bool = True):
+    """(train, validation): the first n_train / n_val examples of the splits. A size the profile's split cannot give
+    is refused (a run that trains on 200 while its provenance says 100,000 is a wrong record); for data the caller
+    passed in (strict=False), the preset sizes are a cap, and a smaller set is used whole with a warning."""
+    import warnings
+
     parts = []
     for split, n in (("train", config.n_train), ("validation", config.n_val)):
         rows = data[split]
         if n and n > len(rows):
             field = "n_train" if split == "train" else "n_val"
-            of = f" of profile {profile_name}" if profile_name else ""
-            raise ConfigError(f"{field}={n:,}, but the {split} split{of} has {len(rows):,} examples: "
-                              f"ask for at most {len(rows):,} (or leave it unset for the whole split).")
+            if strict:
+                of = f" of profile {profile_name}" if profile_name else ""
+                raise ConfigError(f"{field}={n:,}, but the {split} split{of} has {len(rows):,} examples: "
+                                  f"ask for at most {len(rows):,} (or leave it unset for the whole split).")
+            warnings.warn(f"{field}={n:,}, but the {split} data passed in has {len(rows):,} examples: all "
+                          f"{len(rows):,} are used (the provenance records {len(rows):,}).", stacklevel=3)
+            n = len(rows)
         parts.append(rows.select(range(n)) if n else rows)
     return tuple(parts)
 
@@ -398,8 +405,13 @@ def warn_over_length(train_set, tokenizer, max_length: int) -> int:
     since trl cuts them at the end, where the answer is, and their loss then teaches nothing."""
     import warnings
 
-    texts = [p + c for p, c in zip(train_set["prompt"], train_set["completion"])]
-    over = sum(len(ids) > max_length for ids in tokenizer(texts)["input_ids"])
+    texts = []
+    for prompt, completion in zip(train_set["prompt"], train_set["completion"]):
+        if isinstance(prompt, str):
+            texts.append(prompt + completion)
+        else:  # conversational: lists of messages, rendered by the chat template as trl renders them
+            texts.append(tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False))
+    over = sum(len(ids) > max_length for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
     if over:
         warnings.warn(f"{over} of {len(texts)} training examples are longer than max_length={max_length} tokens: trl "
                       "cuts them at the end, where the price is, so they teach nothing. Raise max_length.",
@@ -414,12 +426,13 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
     from helpers.profiles import check_device
 
     device = check_device(profile)
+    strict = data is None  # the profile's own splits: a size they cannot give is an error
     if data is None:
         from accelerate import PartialState
 
         with PartialState().main_process_first():  # one process builds the cached splits, the others read them
             data, _ = load_splits(profile)
-    train_set, val_set = first_examples(data, config, profile.name)
+    train_set, val_set = first_examples(data, config, profile.name, strict)
     columns = ["prompt", "completion"]
     train_set = train_set.select_columns(columns)
     val_set = val_set.select_columns(columns)

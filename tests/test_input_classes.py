@@ -328,6 +328,9 @@ def test_a_training_size_the_split_cannot_give_is_refused():
             first_examples(data, dataclasses.replace(config, n_train=100_000, n_val=None), "p")
         train, val = first_examples(data, dataclasses.replace(config, n_train=150, n_val=None))
         assert (len(train), len(val)) == (150, 20)
+        with pytest.warns(UserWarning, match="the train data passed in has 200 examples: all 200 are used"):
+            train, _ = first_examples(data, dataclasses.replace(config, n_train=500, n_val=None), strict=False)
+        assert len(train) == 200  # data a caller passed in: the preset size is a cap, said out loud
 
 
 def test_examples_longer_than_max_length_are_counted(embedded_dir):
@@ -431,3 +434,16 @@ def test_the_census_of_bad_inputs_finds_nothing_wrong_lost_or_hung(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     bad = [r for r in rows if r["outcome"] not in ("handled", "clear error")]
     assert len(rows) >= 38 and not bad, bad
+
+
+def test_conversational_examples_are_measured_through_the_chat_template(embedded_dir):
+    from datasets import Dataset
+
+    from helpers.models import load_tokenizer
+    from helpers.training import warn_over_length
+
+    tokenizer = load_tokenizer(None)
+    rows = Dataset.from_list([{"prompt": [{"role": "user", "content": "word " * n}],
+                               "completion": [{"role": "assistant", "content": "5.00"}]} for n in (5, 300)])
+    with pytest.warns(UserWarning, match="1 of 2 training examples are longer than max_length=128"):
+        assert warn_over_length(rows, tokenizer, 128) == 1
