@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from helpers.lora import ALL_LINEAR  # the one definition (the configs below use it)
-from helpers.paths import outputs_dir
+from helpers.paths import outputs_dir, shown
 from helpers.profiles import Profile, get_profile, profile_name
 
 
@@ -484,10 +484,10 @@ def resume_plan(output_dir: str | os.PathLike, resume: bool) -> tuple[str | None
     instead of being replaced silently; with it, the newest complete checkpoint is used."""
     if resume:
         checkpoint = last_complete_checkpoint(output_dir)
-        return checkpoint, None if checkpoint else f"no complete checkpoint in {output_dir}: starting from scratch"
+        return checkpoint, None if checkpoint else f"no complete checkpoint in {shown(output_dir)}: starting from scratch"
     found = checkpoints_in(output_dir)
     if found:
-        return None, (f"note: {output_dir} holds {len(found)} checkpoint(s) from an earlier run; training starts again "
+        return None, (f"note: {shown(output_dir)} holds {len(found)} checkpoint(s) from an earlier run; training starts again "
                       "from step 0 and will replace them. Pass --resume (resume=True) to continue instead.")
     return None, None
 
@@ -534,7 +534,7 @@ def check_run(profile: Profile, config, output_dir: Path, resume: bool, task: st
     faults = []
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
-        faults.append(f"output folder {output_dir} is a file: pass a folder (it is created if missing)")
+        faults.append(f"output folder {shown(output_dir)} is a file: pass a folder (it is created if missing)")
     report_to = getattr(config, "report_to", "none")
     if report_to not in (None, "none") and importlib.util.find_spec(report_to) is None:
         faults.append(f"report_to={report_to!r}, but the {report_to} package is not installed: pip install "

@@ -125,3 +125,20 @@ def test_the_check_catches_a_stale_number():
         {"cell_type": "markdown", "id": "m", "source": ["80 steps in 10.8 min, 65,656 tokens, loss 1.245 (12.5%)"]},
     ]}
     assert unbacked_numbers(notebook, "99") == {"m": ["10.8"]}
+
+
+ABSOLUTE = re.compile(r"(?<![\w.])/(?:work|tmp|root|home|Users|content|check|opt|var)/[\w.\-/]+")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_published_outputs_print_paths_relative_to_the_repository(path):
+    """A learner's machine is not this one: a printed path starts at the repository (paths.shown)."""
+    notebook = json.loads(path.read_text())
+    found = {cell.get("id"): ABSOLUTE.findall(_outputs({"cells": [cell]})) for cell in notebook["cells"]}
+    assert not {k: v for k, v in found.items() if v}, f"{path.name}: absolute paths in outputs"
+
+
+def test_shipped_adapters_name_no_machine_path():
+    for config in sorted(ROOT.glob("adapters/*/adapter_config.json")):
+        assert not ABSOLUTE.search(config.read_text()), config
+        assert json.loads(config.read_text())["base_model_name_or_path"] is None, config
