@@ -118,7 +118,9 @@ def cases(tmp: Path):
         if run.returncode == 0:
             return run.stdout
         tail = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ""
-        raise SystemExit(tail) if "Traceback" not in run.stderr or "Error: " not in tail else RuntimeError(tail)
+        if "Traceback" in run.stderr:
+            raise RuntimeError(tail)  # a traceback, whatever its message
+        raise SystemExit(tail)  # a one-line message and a non-zero exit
 
     yield ("target", "sweeps with WORKBOOK_PROFILE=nope", lambda: cli("helpers.sweeps", env={"WORKBOOK_PROFILE": "nope"}),
            lambda v: False)
