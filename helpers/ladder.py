@@ -104,6 +104,18 @@ def shipped_provenance(adapter_dir: str | Path = SHIPPED_ADAPTER) -> dict:
     return json.loads(path.read_text())
 
 
+def adapter_records_name(model_short: str, adapter_dir: str | Path) -> str:
+    """The name notebook 07 records an adapter's scores under.
+
+    Notebook 06's adapter is "<model> + QLoRA", the name notebook 08 looks for. When 06 has not run, 07 scores the
+    shipped adapter in its place; recording those scores under 06's name would put the full-scale adapter on the
+    ladders as the CPU one, so the stand-in gets a name of its own.
+    """
+    if Path(adapter_dir).resolve() == SHIPPED_ADAPTER.resolve():
+        return f"{model_short} + shipped QLoRA adapter, standing in for notebook 06's"
+    return f"{model_short} + QLoRA"
+
+
 # --------------------------------------------------------------------------------------------------
 # Table and chart
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from helpers.evaluation import evaluate
 from helpers.ladder import (
     COURSE_REAL_DATA,
     SHIPPED_ADAPTER,
+    adapter_records_name,
     choose_decoding,
     crossing,
     ladder_rows,
@@ -110,3 +111,12 @@ def test_ladder_value_labels_sit_clear_of_the_whiskers():
     ax = plot_ladder(rows, course=())
     label = next(t for t in ax.texts if t.get_text().strip().startswith("$"))
     assert label.get_position()[0] == pytest.approx(rows[0]["ci_high"])
+
+
+def test_a_shipped_adapter_standing_in_for_notebook_06s_is_recorded_under_its_own_name(tmp_path):
+    # notebook 08 finds notebook 06's generative rows by the "<model> + QLoRA (" prefix
+    own = adapter_records_name("SmolLM2-135M-Instruct", tmp_path / "training" / "adapter")
+    stand_in = adapter_records_name("SmolLM2-135M-Instruct", SHIPPED_ADAPTER)
+    assert own == "SmolLM2-135M-Instruct + QLoRA"
+    assert not f"{stand_in} (greedy)".startswith(f"{own} (")
+    assert "shipped" in stand_in
