@@ -11,6 +11,8 @@
 #   bash benchmarks/gpu_run.sh fsdp [ONE|TWO|BOTH] [fsdp_emulate.py options]   # random 8B: 1 GPU, FSDP on 2
 #   bash benchmarks/gpu_run.sh sweep LABEL --set NAME=VALUE ...   # one more configuration, evaluated
 #   bash benchmarks/gpu_run.sh head prepare|sweep LR...|train|curve N...|recheck HEAD   # the price head (issue 27)
+#   bash benchmarks/gpu_run.sh memory [NAME=VALUE ...]   # issue 32: what is alive at the peak of a step and an evaluation
+#   bash benchmarks/gpu_run.sh fused    # issue 32: the gpu profile without, then with Liger's kernels, baseline again
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
 stage=${1:?usage: gpu_run.sh bench|train}
@@ -25,9 +27,9 @@ export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 case $stage in
-bench|train|speed|extra|ddp|fsdp|ladder|sweep|head) ;;
+bench|train|speed|extra|ddp|fsdp|ladder|sweep|head|memory|fused) ;;
 env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
-*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, head (or env)" >&2; exit 2 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, head, memory, fused (or env)" >&2; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
@@ -38,6 +40,22 @@ bench)
   [ "${2:-}" = recipes ] || $py -m helpers.benchmark modes --json "$out/benchmark_modes.json" 2>"$out/modes.stderr" | tee "$out/modes.txt"
   $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
       --json "$out/benchmark_recipes.json" 2>"$out/recipes.stderr" | tee "$out/recipes.txt"
+  ;;
+memory)  # a few steps and one evaluation under the allocation recorder; one run per set of overrides given
+  shift
+  for overrides in "${@:-}"; do
+    $py benchmarks/memory_profile.py "$out" $overrides 2>>"$out/memory.stderr" | tee -a "$out/memory.txt"
+  done
+  ;;
+fused)  # Liger patches the model classes for the whole process: rows without it, rows with it, then the baseline
+  # again in a fresh process (a process's first timed row runs slow; this one shows how slow)
+  common="--profile gpu --examples ${EXAMPLES:-8192} --val 512"
+  $py -m helpers.benchmark speed $common --only "profile as it is" "half batch, lr /1.4" --json "$out/speed_without.json" \
+      2>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee "$out/fused.txt"
+  $py -m helpers.benchmark speed $common --only "fused kernels" "fused kernels, half batch, lr /1.4" \
+      "fused kernels, checkpointing" --json "$out/speed_fused.json" 2>>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fused.txt"
+  $py -m helpers.benchmark speed $common --only "profile as it is" --json "$out/speed_again.json" \
+      2>>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fused.txt"
   ;;
 speed)  # the gpu profile against each speed setting, same examples: tokens/s, MFU, peak memory, validation loss
   shift

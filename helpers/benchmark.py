@@ -313,7 +313,7 @@ def bench_recipe(name: str, config, profile, output_dir: Path, data=None) -> Ben
         settings={k: v for k, v in asdict(config).items()
                   if k in ("max_length", "pad_to_multiple_of", "group_by_length", "gradient_checkpointing",
                            "batch_size", "grad_accum", "n_train", "n_val", "epochs", "max_steps", "quantization",
-                           "padding_free", "learning_rate", "dropout", "torch_compile", "optimizer")},
+                           "padding_free", "learning_rate", "dropout", "torch_compile", "optimizer", "fused_kernels")},
     )
     del trainer, model
     gc.collect()
@@ -378,6 +378,16 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
         # loss: does a larger rate (linear scaling from the old batch 64 at 4e-4 is 1.6e-3) close the gap?
         "lr x1.5": {"learning_rate": 1.5 * base.learning_rate},
         "lr x2": {"learning_rate": 2 * base.learning_rate},
+    })
+    # issue 32: half the batch holds half the activations (most of the peak); Liger's kernels keep fewer of them and
+    # launch fewer kernels. They patch the model classes for the whole process, so run them after every row
+    # without (benchmarks/gpu_run.sh fused runs them in a process of their own).
+    half = {"batch_size": base.batch_size // 2, "learning_rate": base.learning_rate * 0.5**0.5}
+    variants.update({
+        "half batch, lr /1.4": half,
+        "fused kernels": {"fused_kernels": True},
+        "fused kernels, half batch, lr /1.4": {"fused_kernels": True, **half},
+        "fused kernels, checkpointing": {"fused_kernels": True, **ckpt},
     })
     # measured and left out: torch.compile on the bf16-base LoRA model took 209 s for its first step on the H100
     # (recompiling per adapter module) and did not finish 32 steps in 5 minutes

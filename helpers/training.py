@@ -53,6 +53,7 @@ class TrainConfig:
     pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
     padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
     torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
+    fused_kernels: bool = False  # Liger's fused RMSNorm, SwiGLU and RoPE kernels (CUDA GPUs with Triton, `pip install liger-kernel`): fewer kernels, less activation memory
     cpu_bf16: bool = False  # on CPU: 4-bit layers compute in bf16 and the Trainer autocasts to bf16 (only where the CPU has AVX512-BF16; elsewhere fp32)
     fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
     fsdp_version: int = 2  # 2: per-parameter sharding (the default of transformers 5); 1: the older flat parameters
@@ -264,6 +265,8 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
             raise ValueError("fsdp=True needs CUDA GPUs: on CPU, accelerate runs the processes as plain data "
                              "parallel (DDP) and ignores FSDP. Leave fsdp off; DDP is what CPU processes get.")
         extra.update(fsdp_settings(config, checkpointing))
+    if config.fused_kernels:
+        extra["use_liger_kernel"] = fused_kernels_available(cuda)
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
@@ -297,6 +300,23 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         disable_tqdm=False,
         **extra,
     )
+
+
+def fused_kernels_available(cuda: bool) -> bool:
+    """True where Liger's kernels can run; otherwise a ConfigError that says what to change. They are Triton GPU
+    kernels, so a CPU run is refused rather than silently trained without them. trl applies the layer kernels
+    (RMSNorm, SwiGLU, RoPE) and keeps its own fused LM head for the loss, so the logits are never materialised
+    either way."""
+    import importlib.util
+
+    if not cuda:
+        raise ConfigError("fused_kernels=True needs a CUDA GPU: Liger's kernels are written in Triton, which has no "
+                          "CPU backend. Leave fused_kernels off on this machine (--set fused_kernels=false).")
+    missing = [name for name in ("liger_kernel", "triton") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"fused_kernels=True needs {' and '.join(missing)}: pip install liger-kernel==0.8.5 (it "
+                          "brings Triton on Linux), or leave fused_kernels off.")
+    return True
 
 
 def workbook_objects(config: TrainConfig, device, output_dir: str | Path, checkpointing: bool = False,
@@ -539,6 +559,11 @@ def check_run(profile: Profile, config, output_dir: Path, resume: bool, task: st
     if report_to not in (None, "none") and importlib.util.find_spec(report_to) is None:
         faults.append(f"report_to={report_to!r}, but the {report_to} package is not installed: pip install "
                       f"{report_to}, or leave report_to=none")
+    if getattr(config, "fused_kernels", False):
+        try:
+            fused_kernels_available(torch.cuda.is_available())
+        except ConfigError as error:
+            faults.append(str(error))
     targets = config.target_modules
     if not isinstance(targets, str):
         names = model_linear_names(profile.model_id, task)

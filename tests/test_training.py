@@ -126,6 +126,22 @@ def test_fsdp_is_refused_on_cpu_and_stores_4bit_weights_in_the_model_dtype(tmp_p
     assert _sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).fsdp in ("", [], None, False)
 
 
+def test_fused_kernels_are_refused_on_cpu_before_the_model_loads_and_reach_the_trainer_on_a_gpu(tmp_path, monkeypatch):
+    import helpers.training as training
+    from helpers.profiles import get_profile
+
+    fused = TrainConfig(fused_kernels=True)
+    with pytest.raises(training.ConfigError, match="fused_kernels=True needs a CUDA GPU"):
+        training._sft_config(fused, tmp_path, cuda=False, bf16=False)
+    with pytest.raises(training.ConfigError, match="fused_kernels=True needs a CUDA GPU"):  # before anything loads
+        training.check_run(get_profile("smoke"), fused, tmp_path, resume=False)
+    assert not training._sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).use_liger_kernel
+    # where CUDA and Liger are present (the lent GPU), the setting becomes the trainer's use_liger_kernel
+    monkeypatch.setattr(training, "fused_kernels_available", lambda cuda: True)
+    assert training._sft_config(fused, tmp_path, cuda=False, bf16=False).use_liger_kernel
+    assert training.parse_overrides(["fused_kernels=true"]) == {"fused_kernels": True}
+
+
 def test_fsdp_settings_use_the_current_transformers_form():
     """fsdp=True + fsdp_config (the string form is deprecated in transformers 5.15+); version 1 needs
     use_orig_params=False; checkpointing under FSDP is reentrant."""
