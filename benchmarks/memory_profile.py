@@ -38,6 +38,8 @@ def category_of(frames: list[dict], phase: str) -> str:
     """A coarse name for what a block holds, from its allocation stack."""
     files = " ".join(f["filename"] for f in frames)
     names = [f["name"] for f in frames]
+    if not frames:  # allocated by a C++ thread: in a training step, autograd's engine running backward
+        return "backward (autograd engine)" if phase == "training step" else f"other ({phase})"
     if "torch/optim/" in files:
         return "optimizer state (AdamW moments)"
     if phase == "setup (model, weights)":
@@ -61,16 +63,21 @@ def site_of(frames: list[dict]) -> str:
 
 
 def replay(trace: list[dict]) -> dict:
-    """Live bytes after every event; the live blocks at the highest point of each phase."""
+    """Live bytes after every event; the live blocks at the highest point of each phase.
+
+    Backward runs in autograd's C++ thread, so its allocations carry no Python frame: they belong to the phase of the
+    last allocation that had one."""
     live: dict[int, tuple[int, list[dict], str]] = {}
     total = 0
     timeline = []
     peaks: dict[str, tuple[int, dict]] = {}
+    phase = "setup (model, weights)"
     for event in trace:
         action = event["action"]
         if action == "alloc":
             frames = event.get("frames", [])
-            phase = phase_of(frames)
+            if frames:
+                phase = phase_of(frames)
             live[event["addr"]] = (event["size"], frames, phase)
             total += event["size"]
             if total > peaks.get(phase, (0, None))[0]:
@@ -79,7 +86,7 @@ def replay(trace: list[dict]) -> dict:
             total -= live.pop(event["addr"])[0]
         else:
             continue
-        timeline.append((total, phase_of(event.get("frames", []))))
+        timeline.append((total, phase))
     return {"timeline": timeline, "peaks": peaks}
 
 

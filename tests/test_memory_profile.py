@@ -24,7 +24,9 @@ def test_the_peak_of_each_phase_lists_what_was_alive_then():
     trace = [
         {"action": "alloc", "addr": 1, "size": 2 * GIB, "frames": weights},
         {"action": "alloc", "addr": 2, "size": 5 * GIB, "frames": activation},
-        {"action": "alloc", "addr": 3, "size": 1 * GIB, "frames": gradient},  # training peak: 8 GiB
+        {"action": "alloc", "addr": 3, "size": 1 * GIB, "frames": gradient},
+        {"action": "alloc", "addr": 6, "size": 1 * GIB, "frames": []},  # autograd's thread: training peak, 9 GiB
+        {"action": "free_requested", "addr": 6, "size": 1 * GIB},
         {"action": "free_requested", "addr": 2, "size": 5 * GIB},
         {"action": "free_completed", "addr": 2, "size": 5 * GIB},  # counted once, when it was freed
         {"action": "free_requested", "addr": 3, "size": 1 * GIB},
@@ -35,12 +37,14 @@ def test_the_peak_of_each_phase_lists_what_was_alive_then():
     ]
     replayed = memory_profile.replay(trace)
     assert replayed["timeline"][-1][0] == 3 * GIB  # weights + optimizer state left
-    assert max(t for t, _ in replayed["timeline"]) == 8 * GIB
+    assert max(t for t, _ in replayed["timeline"]) == 9 * GIB
+    assert set(replayed["peaks"]) == {"setup (model, weights)", "training step", "training loop (optimizer, scheduler)",
+                                      "evaluation"}
     total, blocks = replayed["peaks"]["training step"]
     table = memory_profile.breakdown(blocks)
-    assert total == 8 * GIB
+    assert total == 9 * GIB
     assert table["by_category_gib"] == {"forward activations": 5.0, "weights and adapters": 2.0,
-                                        "backward (gradients)": 1.0}
+                                        "backward (gradients)": 1.0, "backward (autograd engine)": 1.0}
     assert next(iter(table["largest_sites_gib"])).startswith("transformers/models/llama/modeling_llama.py:")
     total, blocks = replayed["peaks"]["evaluation"]
     assert total == 6 * GIB
