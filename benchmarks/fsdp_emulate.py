@@ -74,7 +74,7 @@ def build(name: str, folder: Path, tiny: bool = False) -> Path:
 
 def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: bool, checkpointing: bool,
               r: int = 32, tiny: bool = False, fsdp_version: int = 2, cap_gib: float | None = None,
-              fp16: bool = False) -> dict:
+              fp16: bool = False, fused_kernels: bool = False) -> dict:
     """One training run in this process (one of several under torchrun); returns this process's row."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -91,7 +91,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     config = validate_config(TrainConfig(
         target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
         max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, fsdp_version=fsdp_version, logging_steps=1, warmup_ratio=0.0,
-        group_by_length=False, learning_rate=1e-4))
+        group_by_length=False, learning_rate=1e-4, fused_kernels=fused_kernels))
     if cuda and not fp16:  # a T4 reports bf16 as supported but only emulates it: decide by compute capability
         from helpers.profiles import native_bf16
 
@@ -126,7 +126,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
                 "peak_gib": round(torch.cuda.max_memory_allocated() / GIB, 2) if cuda else None}
     timed = sorted(timer.times[3:]) or sorted(timer.times)
     step_s = timed[len(timed) // 2]
-    row = {"fits": True, "cap_gib": cap_gib, "compute_dtype": str(dtype).removeprefix("torch."),
+    row = {"fits": True, "cap_gib": cap_gib, "fused_kernels": fused_kernels, "compute_dtype": str(dtype).removeprefix("torch."),
            "rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None, "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
            "wrapped_in": type(trainer.model_wrapped).__name__, "steps": len(timer.times),
            "step_ms": round(1000 * step_s, 1), "tokens_per_s_process": round(batch * seq / step_s),
@@ -151,6 +151,7 @@ def summarise(rows: list[dict], name: str, batch: int, seq: int, fsdp: bool, che
     step_ms = max(row["step_ms"] for row in rows) if fits else None
     return {"model": name + (" (tiny)" if tiny else ""), "gpus": world, "fsdp": fsdp,
             "fsdp_version": rows[0]["fsdp_version"], "optimizer": str(rows[0]["optimizer"]), "batch_per_gpu": batch,
+            "fused_kernels": rows[0].get("fused_kernels", False),
             "seq": seq, "r": r, "checkpointing": checkpointing,
             "fsdp_enabled": rows[0]["fsdp_enabled"], "wrapped_in": rows[0]["wrapped_in"],
             "peak_gib_per_gpu": peaks, "planned_one_gpu_gib": round(planned.total / GIB, 2),
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap-gib", type=float, help="cap each process's GPU memory here (a T4: 15)")
     parser.add_argument("--fp16", action="store_true", help="compute in fp16, as on a T4 (no bf16)")
     parser.add_argument("--json", type=Path, help="append the result row here")
+    parser.add_argument("--fused-kernels", action="store_true", help="Liger's fused kernels (fused_kernels=True)")
     args = parser.parse_args(argv)
     folder = args.folder or Path(f"/tmp/random-{args.model}{'-tiny' if args.tiny else ''}")
     if args.stage == "build":
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"No random checkpoint at {folder}: run `python {sys.argv[0]} build {args.model}` first.")
     checkpointing = not args.no_checkpointing
     row = train_run(folder, args.model, args.batch, args.seq, args.steps, args.fsdp, checkpointing, args.r, args.tiny,
-                    args.fsdp_version, args.cap_gib, args.fp16)
+                    args.fsdp_version, args.cap_gib, args.fp16, args.fused_kernels)
     rows = [row]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rows = [None] * row["world"]
