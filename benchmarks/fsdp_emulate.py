@@ -121,6 +121,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
         return {"rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None,
                 "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
                 "wrapped_in": type(trainer.model_wrapped).__name__, "fits": False, "cap_gib": cap_gib,
+                "fused_kernels": fused_kernels,
                 "compute_dtype": str(dtype).removeprefix("torch."), "error": str(error).splitlines()[0][:200],
                 "steps": len(timer.times), "step_ms": None, "load_seconds": round(load_s, 1), "train_loss": None,
                 "peak_gib": round(torch.cuda.max_memory_allocated() / GIB, 2) if cuda else None}

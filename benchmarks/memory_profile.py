@@ -27,7 +27,7 @@ def phase_of(frames: list[dict]) -> str:
     names = {f["name"] for f in frames}
     if "evaluation_loop" in names or "prediction_step" in names:
         return "evaluation"
-    if "training_step" in names:
+    if names & {"training_step", "compute_loss"}:
         return "training step"
     if "_inner_training_loop" in names:
         return "training loop (optimizer, scheduler)"
@@ -124,6 +124,27 @@ def plot(replayed: dict, tables: dict, path: Path, title: str) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
+def plot_peaks(results: dict[str, dict], path: Path, phase: str = "training step", top: int = 8) -> None:
+    """One panel per run: the code that allocated what was alive at the phase's peak (from the JSON files)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 4.2), sharex=True, squeeze=False)
+    for ax, (label, result) in zip(axes[0], results.items()):
+        table = result["phases"][phase]
+        sites = list(table["largest_sites_gib"].items())[:top]
+        rest = table["peak_gib"] - sum(v for _, v in sites)
+        names = [k.replace("transformers/", "").replace("models/llama/", "") for k, _ in sites] + ["everything else"]
+        ax.barh(names[::-1], ([v for _, v in sites] + [rest])[::-1], color="C0")
+        ax.set(xlabel="GiB alive at the peak", title=f"{label}: {table['peak_gib']:.1f} GiB")
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle(f"What is alive at the {phase} peak, by the code that allocated it", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
 def main(out: Path, steps: int, pairs: list[str]) -> None:
     import torch
 
@@ -167,6 +188,10 @@ def main(out: Path, steps: int, pairs: list[str]) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if args and args[0] == "--plot":  # --plot OUT.png LABEL=RESULT.json ...: the peaks of runs side by side
+        plot_peaks({label: json.loads(Path(file).read_text()) for label, file in (a.split("=", 1) for a in args[2:])},
+                   Path(args[1]))
+        sys.exit(0)
     steps = 3
     if "--steps" in args:
         i = args.index("--steps")

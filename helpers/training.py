@@ -53,7 +53,7 @@ class TrainConfig:
     pad_to_multiple_of: int | None = None  # None: pad each batch to its longest example
     padding_free: bool = False  # a batch's examples laid end to end in one row: no padding, attention kept per example
     torch_compile: bool = False  # compile the forward with torch.compile: the first steps are slow, later ones fuse kernels
-    fused_kernels: bool = False  # Liger's fused RMSNorm, SwiGLU and RoPE kernels (CUDA GPUs with Triton, `pip install liger-kernel`): fewer kernels, less activation memory
+    fused_kernels: bool | None = False  # Liger's fused RMSNorm, SwiGLU and RoPE kernels (CUDA GPUs with Triton, `pip install liger-kernel`): fewer kernels, less activation memory (None: on where they can run, else off with a message)
     cpu_bf16: bool = False  # on CPU: 4-bit layers compute in bf16 and the Trainer autocasts to bf16 (only where the CPU has AVX512-BF16; elsewhere fp32)
     fsdp: bool = False  # multi-process: shard base and adapters (FSDP) instead of a full copy per process (DDP)
     fsdp_version: int = 2  # 2: per-parameter sharding (the default of transformers 5); 1: the older flat parameters
@@ -78,9 +78,11 @@ TRAIN_CONFIGS: dict[str, TrainConfig] = {
     # 16,384 examples: 0.9350 at 8e-4, 0.9326 at 1.2e-3, 0.9235 at 1.6e-3, against 0.9147 before). Same machine:
     # 15,308 -> 61,732-68,357 tokens/s, peak 14.8 -> 39.4 GiB; on a smaller GPU checkpointing switches on by
     # itself (~45,000 tokens/s at 3.8 GiB, same loss).
+    # Fused kernels (issue 32, benchmarks/results/fused-h200-2026-12-01): 70,429 -> 88,223 tokens/s and 39.2 -> 32.1
+    # GiB on the H200, validation loss 0.9557 -> 0.9561; on where Liger is installed, else off with a message.
     "gpu": TrainConfig(target_modules=ALL_LINEAR, r=16, alpha=32, quantization="bf16", dropout=0.0,
                        learning_rate=1.6e-3, batch_size=256, epochs=1, eval_steps=25, save_steps=25,
-                       optimizer="adamw_torch_fused"),
+                       optimizer="adamw_torch_fused", fused_kernels=None),
     # Llama 3.1 8B (random weights) through this trainer, QLoRA r=32, seq 256, checkpointing, fp16 under a T4's
     # 15 GiB (benchmarks/results/trainer-8b-t4cap-h100-2026-11-23): batch 16 peaked at 11.6 GiB and trained
     # 4,479 tokens/s on the H100, batch 1 at 8.3 GiB and 419 tokens/s. So batch 16 in one step, not 1 x 16
@@ -267,6 +269,11 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         extra.update(fsdp_settings(config, checkpointing))
     if config.fused_kernels:
         extra["use_liger_kernel"] = fused_kernels_available(cuda)
+    elif config.fused_kernels is None:  # where they can run
+        problem = fused_kernels_problem(cuda)
+        extra["use_liger_kernel"] = problem is None
+        if problem:
+            print(f"fused kernels off: {problem}")
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
@@ -302,20 +309,27 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
     )
 
 
-def fused_kernels_available(cuda: bool) -> bool:
-    """True where Liger's kernels can run; otherwise a ConfigError that says what to change. They are Triton GPU
-    kernels, so a CPU run is refused rather than silently trained without them. trl applies the layer kernels
-    (RMSNorm, SwiGLU, RoPE) and keeps its own fused LM head for the loss, so the logits are never materialised
-    either way."""
+def fused_kernels_problem(cuda: bool) -> str | None:
+    """Why Liger's kernels cannot run here, or None where they can. They are Triton GPU kernels. trl applies the
+    layer kernels (RMSNorm, SwiGLU, RoPE) and keeps its own fused LM head for the loss, so the logits are never
+    materialised with or without them."""
     import importlib.util
 
     if not cuda:
-        raise ConfigError("fused_kernels=True needs a CUDA GPU: Liger's kernels are written in Triton, which has no "
-                          "CPU backend. Leave fused_kernels off on this machine (--set fused_kernels=false).")
+        return "no CUDA GPU here (Liger's kernels are written in Triton, which has no CPU backend)"
     missing = [name for name in ("liger_kernel", "triton") if importlib.util.find_spec(name) is None]
     if missing:
-        raise ConfigError(f"fused_kernels=True needs {' and '.join(missing)}: pip install liger-kernel==0.8.5 (it "
-                          "brings Triton on Linux), or leave fused_kernels off.")
+        return f"{' and '.join(missing)} not installed (pip install liger-kernel==0.8.5 brings both on Linux)"
+    return None
+
+
+def fused_kernels_available(cuda: bool) -> bool:
+    """True where the kernels can run; a ConfigError saying what to change where they cannot (fused_kernels=True
+    is refused rather than silently trained without them)."""
+    problem = fused_kernels_problem(cuda)
+    if problem:
+        raise ConfigError(f"fused_kernels=True needs a CUDA GPU with Liger's kernels: {problem}. Leave fused_kernels "
+                          "off (--set fused_kernels=false), or None to use them only where they can run.")
     return True
 
 

@@ -50,3 +50,11 @@ def test_the_peak_of_each_phase_lists_what_was_alive_then():
     assert total == 6 * GIB
     assert memory_profile.breakdown(blocks)["by_category_gib"] == {
         "evaluation forward": 3.0, "weights and adapters": 2.0, "optimizer state (AdamW moments)": 1.0}
+
+
+def test_the_peaks_of_several_runs_are_drawn_side_by_side(tmp_path):
+    table = {"peak_gib": 9.0, "by_category_gib": {}, "largest_sites_gib": {"peft/tuners/lora/layer.py:forward:1": 5.0,
+                                                                           "transformers/activations.py:forward:2": 1.0}}
+    memory_profile.plot_peaks({"a": {"phases": {"training step": table}}, "b": {"phases": {"training step": table}}},
+                              tmp_path / "peaks.png")
+    assert (tmp_path / "peaks.png").stat().st_size > 10_000

@@ -142,6 +142,20 @@ def test_fused_kernels_are_refused_on_cpu_before_the_model_loads_and_reach_the_t
     assert training.parse_overrides(["fused_kernels=true"]) == {"fused_kernels": True}
 
 
+def test_fused_kernels_left_to_the_machine_are_used_where_they_can_run_and_said_off_elsewhere(tmp_path, capsys,
+                                                                                              monkeypatch):
+    import helpers.training as training
+    from helpers.profiles import get_profile
+
+    auto = TrainConfig(fused_kernels=None)
+    assert training.config_for(get_profile("gpu")).fused_kernels is None  # the gpu profile's default
+    assert not training._sft_config(auto, tmp_path, cuda=False, bf16=False).use_liger_kernel
+    assert "fused kernels off: no CUDA GPU here" in capsys.readouterr().out
+    training.check_run(get_profile("smoke"), auto, tmp_path, resume=False)  # not an error: nothing was asked for
+    monkeypatch.setattr(training, "fused_kernels_problem", lambda cuda: None)
+    assert training._sft_config(auto, tmp_path, cuda=False, bf16=False).use_liger_kernel
+
+
 def test_fsdp_settings_use_the_current_transformers_form():
     """fsdp=True + fsdp_config (the string form is deprecated in transformers 5.15+); version 1 needs
     use_orig_params=False; checkpointing under FSDP is reentrant."""
