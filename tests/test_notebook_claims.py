@@ -142,3 +142,13 @@ def test_shipped_adapters_name_no_machine_path():
     for config in sorted(ROOT.glob("adapters/*/adapter_config.json")):
         assert not ABSOLUTE.search(config.read_text()), config
         assert json.loads(config.read_text())["base_model_name_or_path"] is None, config
+
+
+def test_results_files_name_no_machine_path():
+    """Results files come back from the lent GPU, whose scratch folders mean nothing to a reader: they are written
+    as $SCRATCH/... when a run's log is committed."""
+    found = []
+    for path in sorted((ROOT / "benchmarks" / "results").rglob("*")):
+        if path.suffix in (".json", ".txt", ".log", ".md", ".csv") and path.is_file():
+            found += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in ABSOLUTE.finditer(path.read_text())]
+    assert not found, found[:10]
