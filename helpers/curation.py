@@ -133,24 +133,54 @@ def _starts_with(handle, prefix: bytes) -> bool:
     return head.startswith(prefix)
 
 
+class _Ambiguous(dict):
+    """A JSON object that names a key twice with different values (json.loads would keep the last silently)."""
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """object_pairs_hook: the object, or an _Ambiguous one where a key repeats with another value."""
+    out: dict = {}
+    ambiguous = False
+    for key, value in pairs:
+        ambiguous |= key in out and out[key] != value
+        out[key] = value
+    return _Ambiguous(out) if ambiguous else out
+
+
+def _ambiguous(value) -> bool:
+    if isinstance(value, _Ambiguous):
+        return True
+    if isinstance(value, dict):
+        return any(_ambiguous(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_ambiguous(v) for v in value)
+    return False
+
+
+def _loads(text: str):
+    return json.loads(text, object_pairs_hook=_object)
+
+
 def _json_array(handle, path: Path, report: CurationReport) -> Iterator[dict]:
     try:
-        records = json.loads(handle.read().decode("utf-8-sig"))
+        records = _loads(handle.read().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path.name} starts like a JSON array but does not parse ({error}): export it as JSON "
                          "Lines, one object per line.") from None
     report.notes.append(f"{path.name} is one JSON array, not JSON Lines: read its {len(records):,} entries")
     for record in records:
         report.read += 1
-        if isinstance(record, dict):
-            yield record
-        else:
+        if not isinstance(record, dict):
             report.drop("malformed JSON")
+        elif _ambiguous(record):
+            report.drop("a key given twice with different values")
+        else:
+            yield record
 
 
 def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
     """Records of a (gzipped) JSONL file. Bad lines are counted, never raised: malformed JSON, bytes that
-    are not UTF-8; a gzip file cut short keeps every record read before the cut (and says so in the report)."""
+    are not UTF-8, an object that gives one key two different values; a gzip file cut short keeps every record read before the cut (and says so in the report)."""
     import zlib
 
     path = _readable_file(path)
@@ -172,12 +202,15 @@ def read_jsonl(path: str | Path, report: CurationReport) -> Iterator[dict]:
                     report.drop("not UTF-8 text")
                     continue
                 try:
-                    record = json.loads(line)
+                    record = _loads(line)
                 except json.JSONDecodeError:
                     report.drop("malformed JSON")
                     continue
                 if not isinstance(record, dict):
                     report.drop("malformed JSON")
+                    continue
+                if _ambiguous(record):  # which price is meant? neither is guessed
+                    report.drop("a key given twice with different values")
                     continue
                 yield record
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:

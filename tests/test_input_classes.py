@@ -252,6 +252,40 @@ def test_a_json_array_file_is_read_as_its_records(tmp_path):
     assert report.read == 3 and report.dropped == {"malformed JSON": 1} and "one JSON array" in report.notes[0]
 
 
+def test_a_record_that_gives_one_key_two_values_is_dropped_and_counted(tmp_path):
+    from helpers.curation import CurationReport, read_jsonl
+
+    lines = ['{"title": "a", "price": 5, "price": 500}',  # which one? not guessed
+             '{"title": "b", "price": 7, "price": 7}',  # the same value twice: nothing is ambiguous
+             '{"title": "c", "price": 9, "details": {"Brand": "X", "Brand": "Y"}}',  # nested too
+             '{"title": "d", "price": 11}']
+    for path, text in ((tmp_path / "lines.jsonl", "\n".join(lines)), (tmp_path / "array.json", f"[{','.join(lines)}]")):
+        path.write_text(text)
+        report = CurationReport()
+        assert [(r["title"], r["price"]) for r in read_jsonl(path, report)] == [("b", 7), ("d", 11)]
+        assert report.read == 4 and report.dropped == {"a key given twice with different values": 2}
+
+
+TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+
+
+@PROPERTY
+@given(st.lists(st.fixed_dictionaries({"title": TEXT, "description": TEXT, "price": st.floats(0.01, 999.0)}),
+                min_size=1, max_size=5), st.booleans(), st.booleans())
+def test_any_unicode_record_survives_a_jsonl_round_trip(tmp_path_factory, records, ascii_only, gzipped):
+    """Whatever script, emoji or control character a learner's export holds, what was written is what is read."""
+    import gzip
+
+    from helpers.curation import CurationReport, read_jsonl
+
+    text = "".join(json.dumps(r, ensure_ascii=ascii_only) + "\n" for r in records)
+    path = tmp_path_factory.mktemp("byo") / ("own.jsonl.gz" if gzipped else "own.jsonl")
+    path.write_bytes(gzip.compress(text.encode("utf-8")) if gzipped else text.encode("utf-8"))
+    report = CurationReport()
+    assert list(read_jsonl(path, report)) == records
+    assert report.read == len(records) and not report.dropped
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("fake.jsonl.gz", b'{"title": "a"}\n', "ends in .gz but is not gzip-compressed"),
     ("broken.jsonl", b'[{"title": "a"},', "starts like a JSON array but does not parse"),
