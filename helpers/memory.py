@@ -31,6 +31,9 @@ QLORA_ACT_FACTOR = 1.3  # fp32 residual stream after prepare_model_for_kbit_trai
 LOGIT_BYTES = 10  # bf16 logits + fp32 copy + fp32 gradient
 DROPOUT_BYTES = 1.15  # per input value of every adapted module, with lora dropout > 0 (fitted, trainer runs)
 CKPT_RESIDUAL_BF16 = 3  # bytes per hidden value kept per layer under checkpointing, bf16 base (fitted: 2 + extras)
+# Liger's fused RMSNorm, SwiGLU and RoPE keep no fp32 norm copies, SiLU outputs or rotated copies: a layer's saved
+# activations at the gpu profile's peak went 38.73 -> 31.64 GiB (H200, benchmarks/results/fused-h200-2026-12-01)
+FUSED_ACT_FACTOR = 0.82
 CONTEXT_GIB = 1.0  # CUDA context, allocator slack
 GPUS = {"T4 (16 GB)": 15.0, "A100 (40 GB)": 39.4, "H100 (80 GB)": 79.1}  # usable GiB as nvidia-smi reports them
 
@@ -120,11 +123,12 @@ def lora_trainable(arch: Architecture, r: int, targets: tuple[str, ...]) -> int:
 def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
              targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
              gradient_checkpointing: bool = False, double_quant: bool = True, loss: str = "full",
-             lora_dropout: float = 0.0) -> MemoryEstimate:
+             lora_dropout: float = 0.0, fused_kernels: bool = False) -> MemoryEstimate:
     """Peak training memory of `method` ("full", "lora", "qlora") for one micro-batch of batch x seq tokens.
 
     loss="full" for a plain loop (`model(labels=...)`), "fused" for trl's SFTTrainer (no full logits); seq is the
-    longest padded batch (max_length at worst), since that batch sets the peak.
+    longest padded batch (max_length at worst), since that batch sets the peak. fused_kernels: Liger's layer
+    kernels (the trainer's `fused_kernels` setting).
     """
     if method not in ("full", "lora", "qlora"):
         raise ValueError("method must be 'full', 'lora' or 'qlora'")
@@ -145,6 +149,8 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
         trainable = lora_trainable(arch, r, targets)
         state = trainable * 16
     per_layer = 2 * (ACT_HIDDEN * arch.hidden + ACT_MLP * arch.intermediate)  # bytes per token, one layer
+    if fused_kernels:  # under checkpointing only the recomputed layer's share shrinks, not the residual stream
+        per_layer *= FUSED_ACT_FACTOR
     if method != "full" and lora_dropout > 0:
         per_layer += DROPOUT_BYTES * sum(arch.matrix_shapes()[t][0] for t in targets)
     if gradient_checkpointing:

@@ -121,8 +121,10 @@ def decide_checkpointing(config: TrainConfig, model_config, cuda: bool | None = 
     from helpers.memory import CONTEXT_GIB, GIB, Architecture, estimate
 
     method = "lora" if config.quantization in ("bf16", "fp16", "fp32") else "qlora"
+    fused = bool(config.fused_kernels) or (config.fused_kernels is None and fused_kernels_problem(cuda) is None)
     planned = estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
-                       config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout)
+                       config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout,
+                       fused_kernels=fused)
     gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
     return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
 

@@ -109,3 +109,29 @@ def test_parameter_groups_add_up_and_match_the_models_own_parameters(smol, embed
     assert "head" not in groups and groups["embeddings"] == 49_152 * 576
     llama = Architecture.from_config(load_model_config("llama-3.1-8b")).param_groups()
     assert llama["head"] == llama["embeddings"] == 128_256 * 4096 and sum(llama.values()) == 8_030_261_248
+
+
+def test_planner_within_15_percent_with_fused_kernels(smol):
+    """The gpu profile with Liger's kernels, with and without checkpointing, and the course's 8B under a T4's cap
+    (H200, benchmarks/results/fused-h200-2026-12-01)."""
+    from helpers.training import TRAIN_CONFIGS
+
+    gpu = TRAIN_CONFIGS["gpu"]
+    folder = REPO_ROOT / "benchmarks/results/fused-h200-2026-12-01"
+    runs = {r["name"]: r for r in json.loads((folder / "speed_fused.json").read_text())}
+    for name, checkpointing in (("fused kernels", False), ("fused kernels, checkpointing", True)):
+        planned = estimate(smol, "lora", gpu.batch_size, 184, gpu.r, tuple(gpu.target_modules), loss="fused",
+                           gradient_checkpointing=checkpointing, fused_kernels=True).total / GIB
+        measured = runs[name]["peak_memory_gb"]
+        assert abs(planned - measured) / measured < 0.15, (name, planned, measured)
+    without = estimate(smol, "lora", gpu.batch_size, 184, gpu.r, tuple(gpu.target_modules), loss="fused")
+    with_fused = estimate(smol, "lora", gpu.batch_size, 184, gpu.r, tuple(gpu.target_modules), loss="fused",
+                          fused_kernels=True)
+    assert with_fused.activations < without.activations and with_fused.weights == without.weights
+    course = {(r["model"], r["batch_per_gpu"], r["fused_kernels"]): r
+              for r in json.loads((folder / "course_t4cap.json").read_text())}
+    llama = Architecture.from_config(load_model_config("llama-3.1-8b"))
+    measured = course[("llama-3.1-8b", 16, True)]["peak_gib_per_gpu"][0]
+    planned = estimate(llama, "qlora", 16, 256, 32, ALL_LINEAR, gradient_checkpointing=True, loss="fused",
+                       lora_dropout=0.05, fused_kernels=True).total / GIB
+    assert abs(planned - measured) / measured < 0.15, (planned, measured)
