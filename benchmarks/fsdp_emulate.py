@@ -74,7 +74,7 @@ def build(name: str, folder: Path, tiny: bool = False) -> Path:
 
 def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: bool, checkpointing: bool,
               r: int = 32, tiny: bool = False, fsdp_version: int = 2, cap_gib: float | None = None,
-              fp16: bool = False, fused_kernels: bool = False) -> dict:
+              fp16: bool = False, fused_kernels: bool = False, optimizer: str | None = None) -> dict:
     """One training run in this process (one of several under torchrun); returns this process's row."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -91,7 +91,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     config = validate_config(TrainConfig(
         target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
         max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, fsdp_version=fsdp_version, logging_steps=1, warmup_ratio=0.0,
-        group_by_length=False, learning_rate=1e-4, fused_kernels=fused_kernels))
+        group_by_length=False, learning_rate=1e-4, fused_kernels=fused_kernels, optimizer=optimizer))
     if cuda and not fp16:  # a T4 reports bf16 as supported but only emulates it: decide by compute capability
         from helpers.profiles import native_bf16
 
@@ -136,6 +136,9 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
         row.update(loaded_gib=round(loaded_gib, 2), load_peak_gib=round(timer.load_peak_gib, 2),
                    before_train_gib=round(timer.before_train_gib, 2), peak_gib=round(torch.cuda.max_memory_allocated() / GIB, 2),
                    peak_reserved_gib=round(torch.cuda.max_memory_reserved() / GIB, 2),
+                   # the whole device, after training: paged optimizer state (CUDA managed memory) and the context
+                   # are outside PyTorch's allocator, so its peaks above do not count them
+                   device_used_after_gib=round((lambda f, t: (t - f) / GIB)(*torch.cuda.mem_get_info(local)), 2),
                    device=torch.cuda.get_device_name(local))
     return row
 
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp16", action="store_true", help="compute in fp16, as on a T4 (no bf16)")
     parser.add_argument("--json", type=Path, help="append the result row here")
     parser.add_argument("--fused-kernels", action="store_true", help="Liger's fused kernels (fused_kernels=True)")
+    parser.add_argument("--optimizer", help="the Trainer's optim (default: the workbook's, paged AdamW on a GPU)")
     args = parser.parse_args(argv)
     folder = args.folder or Path(f"/tmp/random-{args.model}{'-tiny' if args.tiny else ''}")
     if args.stage == "build":
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"No random checkpoint at {folder}: run `python {sys.argv[0]} build {args.model}` first.")
     checkpointing = not args.no_checkpointing
     row = train_run(folder, args.model, args.batch, args.seq, args.steps, args.fsdp, checkpointing, args.r, args.tiny,
-                    args.fsdp_version, args.cap_gib, args.fp16, args.fused_kernels)
+                    args.fsdp_version, args.cap_gib, args.fp16, args.fused_kernels, args.optimizer)
     rows = [row]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rows = [None] * row["world"]
