@@ -49,6 +49,8 @@ EXCEPTIONS: dict[tuple[str, str], tuple[str, set[str], str | None]] = {
 # measured numbers that a results file holds literally
 SOURCED: dict[tuple[str, str], tuple[set[str], str]] = {
     ("03", "6bc4c914"): ({"0.62", "0.24"}, "benchmarks/results/catalog-v2/baselines.md"),
+    ("06", "c23p"): ({"11.57", "12.19", "0.63", "13.48", "13.58"},
+                     "benchmarks/results/optimizers-t4cap-h200-2026-12-01/README.md"),
     ("06", "c24m"): ({"38.7", "39.0", "21.5", "5.9", "4.0", "3.0", "0.3", "0.04", "4.9", "3.5", "32.1", "1.25"},
                      "benchmarks/results/fused-h200-2026-12-01/README.md"),
 }
