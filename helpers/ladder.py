@@ -24,6 +24,7 @@ COURSE_REAL_DATA = (
     ("constant (average price)", 145.51),
     ("bag-of-words + linear regression", 113.60),
     ("word2vec + random forest", 96.34),
+    ("GPT-4o, prompted, no fine-tuning (frontier model)", 76.00),
     ("fine-tuned Llama 3.1 8B (QLoRA)", 47.80),
 )
 COURSE_SOURCE = "the LLM-engineering course's published results on 250 real Amazon test items (not our measurement)"
