@@ -76,6 +76,15 @@ def _chunks(prompts: Sequence[str], batch_size: int, progress: bool, desc: str):
 
 
 @torch.inference_mode()
+def stop_token_ids(tokenizer) -> list[int]:
+    """Every special token ends an answer, not only the end-of-turn one: an adapter that writes a price and then
+    `<|im_start|>` (the next turn) would otherwise run on into "assistant", and "10.00ass" is no price."""
+    ids = set(tokenizer.all_special_ids)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
 def generate_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 7, batch_size: int = 8,
                          progress: bool = True, add_special_tokens: bool = True,
                          max_prompt_tokens: int = MAX_PROMPT_TOKENS) -> list[str]:
@@ -93,7 +102,7 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], max_new_token
             enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens,
                             truncation=True, max_length=max_prompt_tokens).to(device)
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
             outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return outputs
 

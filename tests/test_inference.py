@@ -16,6 +16,36 @@ def test_batched_generation_matches_one_at_a_time(embedded_dir):
     assert raw == batched and all(p is None or p >= 0 for p in prices)
 
 
+def test_an_answer_ends_at_any_special_token(embedded_dir):
+    """The shipped generative adapter writes a price and then <|im_start|>: generation stops there, so the answer
+    reads "10.00", not "10.00ass" (which the price reader rightly refuses)."""
+    from helpers.inference import stop_token_ids
+    from helpers.models import load_tokenizer
+
+    tokenizer = load_tokenizer(None)
+    start, end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    assert {start, end, tokenizer.eos_token_id} <= set(stop_token_ids(tokenizer))
+    written = tokenizer("10.00", add_special_tokens=False)["input_ids"] + [start] + tokenizer(
+        "assistant", add_special_tokens=False)["input_ids"]
+
+    class Scripted(torch.nn.Module):  # writes `written`, stopping where generate would at an end token
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def generate(self, input_ids, attention_mask, max_new_tokens, do_sample, pad_token_id, eos_token_id):
+            new = []
+            for token in written[:max_new_tokens]:
+                new.append(token)
+                if token in eos_token_id:
+                    break
+            return torch.cat([input_ids, torch.tensor([new] * len(input_ids))], dim=1)
+
+    text = generate_completions(Scripted(), tokenizer, ["Price is $"], progress=False)
+    assert text == ["10.00"]
+    assert predict_prices(Scripted(), tokenizer, ["Price is $"], progress=False)[0] == [10.0]
+
+
 # --------------------------------------------------------------------------------------------------
 # expected-price decoding
 # --------------------------------------------------------------------------------------------------
