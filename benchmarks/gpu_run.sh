@@ -13,6 +13,7 @@
 #   bash benchmarks/gpu_run.sh head prepare|sweep LR...|train|curve N...|recheck HEAD   # the price head (issue 27)
 #   bash benchmarks/gpu_run.sh memory [NAME=VALUE ...]   # issue 32: what is alive at the peak of a step and an evaluation
 #   bash benchmarks/gpu_run.sh fused    # issue 32: the gpu profile without, then with Liger's kernels, baseline again
+#   bash benchmarks/gpu_run.sh sweepmae [SWEEP...]   # issue 28: notebook 09's sweeps at gpu settings, by validation MAE
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
 stage=${1:?usage: gpu_run.sh bench|train}
@@ -27,9 +28,9 @@ export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 case $stage in
-bench|train|speed|extra|ddp|fsdp|ladder|sweep|head|memory|fused) ;;
+bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused) ;;
 env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
-*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, head, memory, fused (or env)" >&2; exit 2 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused (or env)" >&2; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
@@ -128,6 +129,12 @@ head)  # prepare | sweep LR... | train | curve N... | recheck HEAD (benchmarks/h
   what=$1; shift
   if [ "$what" = prepare ]; then PYTHONUNBUFFERED=1 $py benchmarks/head_gpu.py prepare 2>"$out/head_prepare.stderr" | tee "$out/head_prepare.txt"
   else PYTHONUNBUFFERED=1 $py benchmarks/head_gpu.py "$what" "$out" "$@" 2>"$out/head_$what.stderr" | grep --line-buffered -v "^{'" | tee "$out/head_$what.txt"; fi
+  ;;
+sweepmae)  # appends to /tmp/sweep_mae/sweep_mae.json (kept while the machine stays warm), copied to $out
+  shift
+  mkdir -p /tmp/sweep_mae
+  PYTHONUNBUFFERED=1 $py benchmarks/sweep_mae.py /tmp/sweep_mae "$@" 2>"$out/sweep_mae.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/sweep_mae.txt"
+  cp /tmp/sweep_mae/sweep_mae.json "$out/" 2>/dev/null
   ;;
 sweep)
   label=${2:?label}; shift 2

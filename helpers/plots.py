@@ -376,3 +376,37 @@ def plot_head_training(log_history: list[dict], best_checkpoint: str | None = No
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8)
     ax.set_title("price head: loss and validation MAE")
     return ax
+
+
+# ---- the GPU sweeps by validation MAE (notebook 09) ----
+
+
+def plot_gpu_sweep(rows: list[dict], sweep: str, ax=None):
+    """Validation MAE per swept value with its 95% interval and the seed noise as a band around the best; the
+    epochs sweep plots each epoch's checkpoint."""
+    import matplotlib.pyplot as plt
+
+    from helpers.sweeps import seed_noise
+
+    runs = [r for r in rows if r["sweep"] == sweep]
+    if not runs:
+        raise ValueError(f"no GPU results for sweep {sweep!r}: run benchmarks/sweep_mae.py with it")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    if sweep == "epochs":
+        points = runs[0]["by_epoch"]
+        ax.plot([p["epoch"] for p in points], [p["val_mae"] for p in points], marker="o", color="tab:purple")
+        ax.set(xlabel="epoch (checkpoint)", ylabel="validation MAE ($)", title=f"epochs ({runs[0]['label']})")
+        return ax
+    labels = [r["label"] for r in runs]
+    maes = [r["val_mae"] for r in runs]
+    errors = [[m - r.get("val_mae_ci95", [m, m])[0] for m, r in zip(maes, runs)],
+              [r.get("val_mae_ci95", [m, m])[1] - m for m, r in zip(maes, runs)]]
+    ax.bar(labels, maes, yerr=errors, capsize=3, color="tab:purple", alpha=0.75)
+    noise = seed_noise(rows)
+    if noise:
+        ax.axhspan(min(maes), min(maes) + noise, color="tab:green", alpha=0.2, label=f"seed noise ${noise:.2f}")
+        ax.legend(fontsize=8)
+    ax.set(ylabel="validation MAE ($)", title=sweep)
+    ax.tick_params(axis="x", labelsize=8)
+    return ax

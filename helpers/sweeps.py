@@ -247,3 +247,84 @@ def conclude(results: list[SweepRun], sweep: str) -> str:
         speeds = ", ".join(f"{r.label}: {r.tokens_per_s:,.0f} tok/s" for r in runs)
         text += f"; same effective batch, so the loss should match: speed {speeds}"
     return text + "."
+
+
+# --------------------------------------------------------------------------------------------------
+# the same sweeps on a GPU, scored by validation MAE (benchmarks/sweep_mae.py): read here on any machine
+# --------------------------------------------------------------------------------------------------
+
+GPU_SWEEP_ORDER = ("rank (alpha = 2r)", "rank (alpha = 32)", "learning rate", "target modules", "epochs")
+
+
+def load_gpu_sweep(path: Path) -> list[dict]:
+    """The rows of a committed sweep_mae.json (one per run and sweep; a run shared by two sweeps appears twice)."""
+    rows = json.loads(Path(path).read_text())
+    missing = [r.get("label") for r in rows if "val_mae" not in r or "sweep" not in r]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} row(s) without a sweep or a validation MAE ({missing[:3]}): "
+                         "not a benchmarks/sweep_mae.py results file")
+    return rows
+
+
+def seed_noise(rows: list[dict]) -> float | None:
+    """How far the same configuration moves with another seed: the yardstick for every other difference."""
+    maes = [r["val_mae"] for r in rows if r["sweep"] == "noise (seed)"]
+    return max(maes) - min(maes) if len(maes) >= 2 else None
+
+
+def conclude_gpu(rows: list[dict], sweep: str) -> str:
+    """One sentence from a GPU sweep's validation MAEs, read against the seed noise."""
+    runs = [r for r in rows if r["sweep"] == sweep]
+    if not runs:
+        return f"{sweep}: not in this results file."
+    noise = seed_noise(rows)
+    if sweep == "epochs":
+        points = runs[0]["by_epoch"]
+        best = min(points, key=lambda p: p["val_mae"])
+        last = points[-1]
+        trend = ", ".join(f"epoch {p['epoch']:g}: ${p['val_mae']:.2f}" for p in points)
+        verdict = ("the last epoch is the best" if best is last else
+                   f"the best is epoch {best['epoch']:g}, ${last['val_mae'] - best['val_mae']:.2f} below the last")
+        return f"epochs (one {runs[0]['label']} run, each epoch's checkpoint): {trend}; {verdict}."
+    best = min(runs, key=lambda r: r["val_mae"])
+    worst = max(runs, key=lambda r: r["val_mae"])
+    spread = worst["val_mae"] - best["val_mae"]
+    text = (f"{sweep}: best {best['label']} (validation MAE ${best['val_mae']:.2f}), worst {worst['label']} "
+            f"(${worst['val_mae']:.2f}), a spread of ${spread:.2f}")
+    if noise is not None:
+        text += (f", {spread / noise:.1f}x the seed noise (${noise:.2f})" if noise > 0 else
+                 ", the two seeds agreed to the cent")
+    return text + "."
+
+
+def _winner_place(labels: list[str], best: str, sweep: str) -> str:
+    if sweep == "target modules":
+        return best
+    index = labels.index(best)
+    return "the smallest" if index == 0 else "the largest" if index == len(labels) - 1 else "a middle value"
+
+
+def compare_cpu_gpu(cpu: list[SweepRun], gpu: list[dict], sweep: str) -> str:
+    """Where this run's CPU sweep (validation loss, a few dozen examples) and the GPU sweep (validation MAE) agree."""
+    cpu_runs, gpu_runs = of(cpu, sweep), [r for r in gpu if r["sweep"] == sweep]
+    if not cpu_runs or not gpu_runs:
+        return f"{sweep}: not run on both."
+    if sweep == "epochs":
+        cpu_run, gpu_points = cpu_runs[0], gpu_runs[0]["by_epoch"]
+        cpu_last = cpu_run.best_epoch >= cpu_run.val_curve[-1][0]
+        gpu_best = min(gpu_points, key=lambda p: p["val_mae"])
+        gpu_last = gpu_best is gpu_points[-1]
+        say = lambda last, where: "the last point is the best" if last else f"the best is epoch {where:g}"  # noqa: E731
+        agree = "agree" if cpu_last == gpu_last else "DISAGREE"
+        return (f"epochs: CPU {say(cpu_last, cpu_run.best_epoch)}; GPU {say(gpu_last, gpu_best['epoch'])}: {agree}.")
+    cpu_best = min(cpu_runs, key=lambda r: r.final_val_loss)
+    gpu_best = min(gpu_runs, key=lambda r: r["val_mae"])
+    cpu_place = _winner_place([r.label for r in cpu_runs], cpu_best.label, sweep)
+    gpu_place = _winner_place([r["label"] for r in gpu_runs], gpu_best["label"], sweep)
+    noise = seed_noise(gpu)
+    spread = max(r["val_mae"] for r in gpu_runs) - gpu_best["val_mae"]
+    if noise is not None and spread <= noise:
+        return (f"{sweep}: CPU best {cpu_best.label} ({cpu_place}); on the GPU the spread (${spread:.2f}) is within "
+                f"the seed noise (${noise:.2f}): no winner there, so the CPU's rule does not carry over.")
+    agree = "agree" if cpu_place == gpu_place else "DISAGREE"
+    return f"{sweep}: CPU best {cpu_best.label} ({cpu_place}); GPU best {gpu_best['label']} ({gpu_place}): {agree}."
