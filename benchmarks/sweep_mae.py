@@ -8,6 +8,7 @@ decoding, unreadable answers priced at the training median and counted). The tes
 
 Run on a CUDA machine from the repository root (`bash benchmarks/gpu_run.sh sweepmae [SWEEP...]` sets the paths):
     python benchmarks/sweep_mae.py OUT [SWEEP...]     # every sweep, or those named; appends to OUT/sweep_mae.json
+    python benchmarks/sweep_mae.py OUT constant       # the yardstick: the training median on the same items (any machine)
 Sizes: SWEEP_EXAMPLES (default 16384) training examples, SWEEP_VAL (default 500) validation items scored.
 A configuration already in the results file (same settings) is not trained again, so a sweep can be
 split over several calls.
@@ -61,6 +62,14 @@ def plan() -> dict[str, list[tuple[str, object]]]:
                            ("all linear", replace(base, target_modules=ALL_LINEAR))],
         "epochs": [(f"{EPOCHS_LONG} epochs", replace(base, epochs=EPOCHS_LONG, eval_steps=steps_per_epoch,
                                                       save_steps=steps_per_epoch))],
+        # do the winners add up? each sweep's best setting together, against the reference
+        "winners combined": [("reference", base), ("r=64, alpha=128, 2 epochs",
+                                                   replace(base, r=64, alpha=128, epochs=2, eval_steps=steps_per_epoch,
+                                                           save_steps=steps_per_epoch))],
+        # the same reference on the gpu profile's whole training split (40,000): what more data buys
+        "training examples": [(f"{EXAMPLES:,}", base),
+                              ("all", replace(base, n_train=None, eval_steps=4 * base.eval_steps,
+                                              save_steps=4 * base.save_steps))],
     }
 
 
@@ -104,7 +113,8 @@ def run_one(sweep: str, label: str, config, data, items, fallback: float) -> dic
     torch.manual_seed(config.seed)
     result = train(PROFILE, config, run_dir, data=data)
     steps_per_epoch = max(1, result.log_history[-1]["step"] / max(config.epochs, 1e-9))
-    entry = {"sweep": sweep, "label": label, "config": asdict(config), "n_train": EXAMPLES,
+    entry = {"sweep": sweep, "label": label, "config": json.loads(json.dumps(asdict(config))),
+             "n_train": min(config.n_train or len(data["train"]), len(data["train"])),
              "val_items": len(items), "best_val_loss": result.best_eval_loss,
              "seconds": round(result.seconds, 1), "train_tokens": result.train_tokens,
              "tokens_per_second": round(result.train_tokens / result.seconds) if result.seconds else None,
@@ -127,7 +137,26 @@ def _tokenizer():
     return load_tokenizer(PROFILE.model_id)
 
 
+def constant_row(data, items) -> dict:
+    """What every run must beat: one price (the training median) for every validation item."""
+    fallback = train_median(data)
+    scored = evaluate([fallback] * len(items), items, "constant", kind="baseline", profile=PROFILE.name,
+                      split="validation")
+    return {"sweep": "constant", "label": f"training median ${fallback:.2f}", "config": {}, "n_train": len(data["train"]),
+            "val_items": len(items), "val_mae": round(scored.mae, 2),
+            "val_mae_ci95": [round(v, 2) for v in scored.mae_ci95], "unreadable": 0, "device": "any (no model)"}
+
+
 def main(out: Path, only: list[str]) -> None:
+    if only == ["constant"]:
+        data, _ = load_splits(PROFILE)
+        items = data["validation"].select(range(min(VAL_ITEMS, len(data["validation"]))))
+        path = out / RESULTS
+        rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["sweep"] != "constant"]
+        row = constant_row(data, items)
+        path.write_text(json.dumps(rows + [row], indent=1) + "\n")
+        print(json.dumps(row))
+        return
     unknown = set(only) - set(plan())
     if unknown:
         raise SystemExit(f"unknown sweep(s) {sorted(unknown)}: choose from {list(plan())}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.paths import outputs_dir
+from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
 from helpers.training import ALL_LINEAR, TrainConfig
 
@@ -253,7 +253,10 @@ def conclude(results: list[SweepRun], sweep: str) -> str:
 # the same sweeps on a GPU, scored by validation MAE (benchmarks/sweep_mae.py): read here on any machine
 # --------------------------------------------------------------------------------------------------
 
-GPU_SWEEP_ORDER = ("rank (alpha = 2r)", "rank (alpha = 32)", "learning rate", "target modules", "epochs")
+GPU_SWEEP_ORDER = ("rank (alpha = 2r)", "rank (alpha = 32)", "learning rate", "target modules", "epochs",
+                   "winners combined", "training examples")
+# measured on an H200 with benchmarks/sweep_mae.py (README beside it); notebook 09 reads it on any machine
+GPU_SWEEP_RESULTS = REPO_ROOT / "benchmarks/results/sweep-mae-h200-2026-12-02/sweep_mae.json"
 
 
 def load_gpu_sweep(path: Path) -> list[dict]:
@@ -326,5 +329,8 @@ def compare_cpu_gpu(cpu: list[SweepRun], gpu: list[dict], sweep: str) -> str:
     if noise is not None and spread <= noise:
         return (f"{sweep}: CPU best {cpu_best.label} ({cpu_place}); on the GPU the spread (${spread:.2f}) is within "
                 f"the seed noise (${noise:.2f}): no winner there, so the CPU's rule does not carry over.")
+    close = [r["label"] for r in gpu_runs if r is not gpu_best and noise is not None
+             and r["val_mae"] - gpu_best["val_mae"] <= noise]
+    tie = f", with {' and '.join(close)} within the seed noise of it" if close else ""
     agree = "agree" if cpu_place == gpu_place else "DISAGREE"
-    return f"{sweep}: CPU best {cpu_best.label} ({cpu_place}); GPU best {gpu_best['label']} ({gpu_place}): {agree}."
+    return f"{sweep}: CPU best {cpu_best.label} ({cpu_place}); GPU best {gpu_best['label']} ({gpu_place}{tie}): {agree}."

@@ -131,6 +131,49 @@ def test_the_check_catches_a_stale_number():
     assert unbacked_numbers(notebook, "99") == {"m": ["10.8"]}
 
 
+def _sizes():
+    from helpers.price_head import HEAD_CONFIGS
+    from helpers.profiles import PROFILES
+    from helpers.sweeps import LAB_SIZES
+    from helpers.training import TRAIN_CONFIGS
+
+    return {"06": TRAIN_CONFIGS["default"].n_train, "06 split": PROFILES["default"].n_train,
+            "08": HEAD_CONFIGS["default"].n_train, "09": LAB_SIZES["default"].n_train,
+            "09 val": LAB_SIZES["default"].n_val}
+
+
+# what a cell prints about the size of its run -> the default profile's setting it must equal (issue 28: 06 once
+# printed the split's 20,000 as the examples trained, 1,600)
+PRINTED_SIZES = [("06", r"([\d,]+) training examples \(of ([\d,]+) in the split\)", ("06", "06 split")),
+                 ("08", r"price head \([\w.]+, [\w-]+, ([\d,]+) examples\)", ("08",)),
+                 ("09", r"([\d,]+) training examples per run, ([\d,]+) validation examples", ("09", "09 val"))]
+
+
+def printed_sizes(notebook: dict, pattern: str) -> list[tuple[int, ...]]:
+    return [tuple(int(g.replace(",", "")) for g in m.groups()) for m in re.finditer(pattern, _outputs(notebook))]
+
+
+def size_mismatches(notebook: dict, pattern: str, expected: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return [found for found in printed_sizes(notebook, pattern) if found != expected]
+
+
+@pytest.mark.parametrize("prefix,pattern,keys", PRINTED_SIZES, ids=[p[0] for p in PRINTED_SIZES])
+def test_printed_run_sizes_are_the_default_profiles(prefix, pattern, keys):
+    path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
+    notebook = json.loads(path.read_text())
+    assert printed_sizes(notebook, pattern), f"{path.name}: no output matches {pattern!r} any more: update PRINTED_SIZES"
+    expected = tuple(_sizes()[k] for k in keys)
+    wrong = size_mismatches(notebook, pattern, expected)
+    assert not wrong, f"{path.name}: printed {wrong}, the default profile runs {expected}"
+
+
+def test_the_size_check_catches_a_split_printed_as_the_examples_trained():
+    stale = {"cells": [{"cell_type": "code", "source": [],
+                        "outputs": [{"text": "- 20,000 training examples (of 20,000 in the split), batch 8"}]}]}
+    assert size_mismatches(stale, PRINTED_SIZES[0][1], (1600, 20000)) == [(20000, 20000)]
+    assert size_mismatches(stale, PRINTED_SIZES[0][1], (20000, 20000)) == []
+
+
 ABSOLUTE = re.compile(r"(?<![\w.])/(?:work|tmp|root|home|Users|content|check|opt|var)/[\w.\-/]+")
 
 

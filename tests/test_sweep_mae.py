@@ -51,5 +51,12 @@ def test_sweeps_score_validation_mae_and_train_a_shared_configuration_once(monke
     assert trained == [("noise (seed)", "seed 43")]
     again = {r["label"]: r for r in rows if r["sweep"] == "noise (seed)"}
     assert again["seed 42"]["seconds"] == rows[0]["seconds"] and again["seed 43"]["config"]["seed"] == 43
+    # the yardstick, added on any machine and replaced (not repeated) when added again
+    script.main(tmp_path, ["constant"])
+    script.main(tmp_path, ["constant"])
+    rows = json.loads((tmp_path / "sweep_mae.json").read_text())
+    constant = [r for r in rows if r["sweep"] == "constant"]
+    assert len(constant) == 1 and constant[0]["val_mae"] > 0 and constant[0]["val_items"] == 4
+    assert len(rows) == 6
     with pytest.raises(SystemExit, match="unknown sweep"):
         script.main(tmp_path, ["momentum"])

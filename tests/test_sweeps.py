@@ -64,3 +64,73 @@ def test_plots_draw_every_run():
     assert len(ax.lines[0].get_xdata()) == 3 and list(ax.lines[1].get_ydata()) == [2.9, 2.1, 1.4, 0.9]
     with pytest.raises(ValueError, match="no results"):
         plot_sweep(runs, "learning rate")
+
+
+def _gpu(sweep, label, mae, **kw):
+    return {"sweep": sweep, "label": label, "val_mae": mae, "val_mae_ci95": [mae - 10, mae + 10], **kw}
+
+
+GPU_ROWS = [_gpu("noise (seed)", "seed 42", 168.0), _gpu("noise (seed)", "seed 43", 170.0),
+            _gpu("rank (alpha = 2r)", "r=4", 185.0), _gpu("rank (alpha = 2r)", "r=16", 168.0),
+            _gpu("rank (alpha = 2r)", "r=64", 161.0),
+            _gpu("rank (alpha = 32)", "r=4", 167.5), _gpu("rank (alpha = 32)", "r=64", 168.5),
+            _gpu("epochs", "3 epochs", 158.0, by_epoch=[{"epoch": 1.0, "val_mae": 164.0},
+                                                        {"epoch": 2.0, "val_mae": 158.0},
+                                                        {"epoch": 3.0, "val_mae": 159.0}])]
+
+
+def test_gpu_sweeps_are_read_against_the_seed_noise(tmp_path):
+    import json
+
+    from helpers.sweeps import compare_cpu_gpu, conclude_gpu, load_gpu_sweep, seed_noise
+
+    assert seed_noise(GPU_ROWS) == 2.0 and seed_noise(GPU_ROWS[2:]) is None
+    text = conclude_gpu(GPU_ROWS, "rank (alpha = 2r)")
+    assert text.startswith("rank (alpha = 2r): best r=64 (validation MAE $161.00), worst r=4 ($185.00)")
+    assert "a spread of $24.00, 12.0x the seed noise ($2.00)" in text
+    assert "epoch 2: $158.00" in conclude_gpu(GPU_ROWS, "epochs") and "the best is epoch 2, $1.00 below" in \
+        conclude_gpu(GPU_ROWS, "epochs")
+    assert conclude_gpu(GPU_ROWS, "dropout") == "dropout: not in this results file."
+    # CPU: the largest rank wins under both alphas, and the last epoch is the best
+    cpu = [_run("rank (alpha = 2r)", "r=4", [(0, 3), (1, 1.2)]), _run("rank (alpha = 2r)", "r=64", [(0, 3), (1, 1.1)]),
+           _run("rank (alpha = 32)", "r=4", [(0, 3), (1, 1.2)]), _run("rank (alpha = 32)", "r=64", [(0, 3), (1, 1.1)]),
+           _run("epochs", "8 epochs", [(0, 3), (1, 2), (2, 1)])]
+    assert compare_cpu_gpu(cpu, GPU_ROWS, "rank (alpha = 2r)").endswith(
+        "CPU best r=64 (the largest); GPU best r=64 (the largest): agree.")
+    within = compare_cpu_gpu(cpu, GPU_ROWS, "rank (alpha = 32)")
+    assert "within the seed noise ($2.00): no winner there" in within  # a $1.00 spread is not a winner
+    assert "DISAGREE" in compare_cpu_gpu(cpu, GPU_ROWS, "epochs")  # CPU: last point; GPU: epoch 2
+    assert compare_cpu_gpu(cpu, GPU_ROWS, "learning rate") == "learning rate: not run on both."
+    close = GPU_ROWS + [_gpu("learning rate", "4e-4", 180.0), _gpu("learning rate", "1.6e-3", 168.0),
+                        _gpu("learning rate", "3.2e-3", 169.0)]
+    cpu_lr = [_run("learning rate", "1e-4", [(0, 3), (1, 2.0)]), _run("learning rate", "3e-3", [(0, 3), (1, 1.0)])]
+    assert compare_cpu_gpu(cpu_lr, close, "learning rate").endswith(
+        "GPU best 1.6e-3 (a middle value, with 3.2e-3 within the seed noise of it): DISAGREE.")
+    path = tmp_path / "sweep_mae.json"
+    path.write_text(json.dumps(GPU_ROWS))
+    assert load_gpu_sweep(path) == GPU_ROWS
+    path.write_text(json.dumps([{"label": "r=4", "val_loss": 1.0}]))
+    with pytest.raises(ValueError, match="not a benchmarks/sweep_mae.py results file"):
+        load_gpu_sweep(path)
+
+
+def test_the_committed_gpu_sweep_has_every_sweep_the_notebook_reads():
+    from helpers.sweeps import GPU_SWEEP_ORDER, GPU_SWEEP_RESULTS, load_gpu_sweep
+
+    rows = load_gpu_sweep(GPU_SWEEP_RESULTS)
+    assert set(GPU_SWEEP_ORDER) | {"noise (seed)", "constant"} <= {r["sweep"] for r in rows}
+    assert all(r["val_items"] == 500 for r in rows)  # every run scored on the same validation items
+
+
+def test_gpu_sweep_plot_draws_bars_and_the_epoch_curve():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots import plot_gpu_sweep
+
+    ax = plot_gpu_sweep(GPU_ROWS, "rank (alpha = 2r)")
+    assert len(ax.patches) >= 3 and "seed noise $2.00" in [t.get_text() for t in ax.get_legend().get_texts()]
+    ax = plot_gpu_sweep(GPU_ROWS, "epochs")
+    assert list(ax.lines[0].get_ydata()) == [164.0, 158.0, 159.0]
+    with pytest.raises(ValueError, match="no GPU results"):
+        plot_gpu_sweep(GPU_ROWS, "dropout")
