@@ -20,7 +20,6 @@ import gc
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -78,14 +77,12 @@ def _device() -> str:
 
 
 def _val_mae(model, tokenizer, items, fallback: float) -> dict:
-    from helpers.inference import predict_prices
+    from helpers.ladder import score_decodings
 
-    started = time.perf_counter()
-    prices, _ = predict_prices(model, tokenizer, items["prompt"], batch_size=128, progress=False)
-    scored = evaluate(prices, items, "sweep", kind="fine-tuned", profile=PROFILE.name, split="validation",
-                      fallback=fallback)
-    return {"val_mae": round(scored.mae, 2), "unreadable": scored.unparseable, "val_mae_ci95": [round(v, 2) for v in scored.mae_ci95],
-            "score_seconds": round(time.perf_counter() - started, 1)}
+    scored = score_decodings(model, tokenizer, items, fallback, label="sweep", profile=PROFILE.name,
+                             split="validation", batch_size=128, progress=False, only=("greedy",))["greedy"]
+    return {"val_mae": round(scored.mae, 2), "unreadable": scored.unparseable,
+            "val_mae_ci95": [round(v, 2) for v in scored.mae_ci95], "score_seconds": round(scored.seconds, 1)}
 
 
 def _checkpoint_maes(run_dir: Path, steps_per_epoch: int, items, fallback: float) -> list[dict]:
@@ -148,23 +145,19 @@ def constant_row(data, items) -> dict:
 
 
 def main(out: Path, only: list[str]) -> None:
-    if only == ["constant"]:
-        data, _ = load_splits(PROFILE)
-        items = data["validation"].select(range(min(VAL_ITEMS, len(data["validation"]))))
-        path = out / RESULTS
-        rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["sweep"] != "constant"]
-        row = constant_row(data, items)
-        path.write_text(json.dumps(rows + [row], indent=1) + "\n")
-        print(json.dumps(row))
-        return
-    unknown = set(only) - set(plan())
+    unknown = set(only) - set(plan()) - {"constant"}
     if unknown:
-        raise SystemExit(f"unknown sweep(s) {sorted(unknown)}: choose from {list(plan())}")
+        raise SystemExit(f"unknown sweep(s) {sorted(unknown)}: choose from {list(plan())} or constant")
     data, _ = load_splits(PROFILE)
-    fallback = train_median(data)
     items = data["validation"].select(range(min(VAL_ITEMS, len(data["validation"]))))
     path = out / RESULTS
     rows = json.loads(path.read_text()) if path.exists() else []
+    if only == ["constant"]:
+        row = constant_row(data, items)
+        path.write_text(json.dumps([r for r in rows if r["sweep"] != "constant"] + [row], indent=1) + "\n")
+        print(json.dumps(row))
+        return
+    fallback = train_median(data)
     for sweep, runs in plan().items():
         if only and sweep not in only:
             continue
