@@ -164,16 +164,21 @@ def run_sweeps(profile: Profile, only: list[str] | None = None, progress: bool =
     data = lab_data(profile)
     done: dict[str, SweepRun] = {}
     results: list[SweepRun] = []
-    plan = [(name, label, config) for name, runs in sweeps(profile).items() if not only or name in only
-            for label, config in runs]
-    for i, (name, label, config) in enumerate(plan, 1):
-        key = json.dumps(asdict(config), sort_keys=True)
+    plan = [(name, label, config, json.dumps(asdict(config), sort_keys=True))
+            for name, runs in sweeps(profile).items() if not only or name in only for label, config in runs]
+    to_train = len({key for *_, key in plan})  # the progress counts trainings, not sweep rows
+    for name, label, config, key in plan:
         if key not in done:
             if progress:
-                print(f"[{i}/{len(plan)}] {name}: {label}", flush=True)
+                print(f"[run {len(done) + 1}/{to_train}] {name}: {label}", flush=True)
             done[key] = run_one(profile, name, label, config, data, outputs_dir(profile.name, "sweeps", "run"))
         results.append(replace(done[key], sweep=name, label=label))
     return results
+
+
+def distinct_runs(results: list[SweepRun]) -> int:
+    """How many trainings produced `results`: a configuration shared by two sweeps is one run, listed twice."""
+    return len({json.dumps(r.config, sort_keys=True) for r in results})
 
 
 def save(results: list[SweepRun], profile: str, path: Path | None = None) -> Path:

@@ -134,3 +134,28 @@ def test_gpu_sweep_plot_draws_bars_and_the_epoch_curve():
     assert list(ax.lines[0].get_ydata()) == [164.0, 158.0, 159.0]
     with pytest.raises(ValueError, match="no GPU results"):
         plot_gpu_sweep(GPU_ROWS, "dropout")
+
+
+def test_run_sweeps_trains_a_shared_configuration_once_and_counts_trainings(monkeypatch, capsys):
+    """The progress line counts trainings (a shared configuration is one), and every sweep still gets its row."""
+    import helpers.sweeps as sweeps_module
+
+    profile = get_profile("smoke")
+    trained = []
+
+    def fake_run_one(profile, sweep, label, config, data, workdir):
+        trained.append((sweep, label))
+        return replace(_run(sweep, label, [(0.0, 3.0), (1.0, 2.0 + len(trained))]), config=asdict(config))
+
+    monkeypatch.setattr(sweeps_module, "lab_data", lambda profile: None)
+    monkeypatch.setattr(sweeps_module, "run_one", fake_run_one)
+    results = sweeps_module.run_sweeps(profile, ["rank (alpha = 2r)", "target modules"])
+    plan = sweeps(profile)
+    rows = len(plan["rank (alpha = 2r)"]) + len(plan["target modules"])
+    assert len(results) == rows
+    assert len(trained) < rows  # the base configuration sits in both sweeps and trains once
+    assert sweeps_module.distinct_runs(results) == len(trained)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[run ")]
+    assert len(lines) == len(trained)
+    assert lines[0].startswith(f"[run 1/{len(trained)}]") and lines[-1].startswith(f"[run {len(trained)}/{len(trained)}]")
+    assert {r.sweep for r in results} == {"rank (alpha = 2r)", "target modules"}
