@@ -13,6 +13,7 @@
 #   bash benchmarks/gpu_run.sh head prepare|sweep LR...|train|curve N...|recheck HEAD   # the price head (issue 27)
 #   bash benchmarks/gpu_run.sh memory [NAME=VALUE ...]   # issue 32: what is alive at the peak of a step and an evaluation
 #   bash benchmarks/gpu_run.sh fused    # issue 32: the gpu profile without, then with Liger's kernels, baseline again
+#   bash benchmarks/gpu_run.sh compile  # issue 32: decoder layers compiled (without Liger, then with), fused baseline
 #   bash benchmarks/gpu_run.sh sweepmae [SWEEP...]   # issue 28: notebook 09's sweeps at gpu settings, by validation MAE
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
@@ -28,9 +29,9 @@ export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 case $stage in
-bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused) ;;
+bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused|compile) ;;
 env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
-*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused (or env)" >&2; exit 2 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused, compile (or env)" >&2; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
@@ -57,6 +58,14 @@ fused)  # Liger patches the model classes for the whole process: rows without it
       "fused kernels, checkpointing" --json "$out/speed_fused.json" 2>>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fused.txt"
   $py -m helpers.benchmark speed $common --only "profile as it is" --json "$out/speed_again.json" \
       2>>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fused.txt"
+  ;;
+compile)  # compiled layers without Liger in a process of their own (Liger patches classes process-wide), then the
+  # fused-kernel profile and compiled layers with Liger; a row may take minutes to compile, so each has a time limit
+  common="--profile gpu --examples ${EXAMPLES:-8192} --val 512"
+  timeout ${ROW_LIMIT:-420} $py -m helpers.benchmark speed $common --only "compiled layers" "compiled layers, checkpointing" \
+      --json "$out/speed_compiled.json" 2>"$out/compile.stderr" | grep --line-buffered -v "^{'" | tee "$out/compile.txt"
+  timeout ${ROW_LIMIT:-420} $py -m helpers.benchmark speed $common --only "fused kernels" "compiled layers, fused kernels" \
+      --json "$out/speed_compiled_fused.json" 2>>"$out/compile.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/compile.txt"
   ;;
 speed)  # the gpu profile against each speed setting, same examples: tokens/s, MFU, peak memory, validation loss
   shift

@@ -48,6 +48,8 @@ class BenchResult:
     mfu: float | None  # achieved useful FLOP/s over the chip's bf16 peak (None where the peak is unknown)
     loss: float | None = None  # last training loss (modes) or validation loss after training (recipes)
     settings: dict = field(default_factory=dict)
+    first_steps_s: float | None = None  # the first 3 optimizer steps (start-up, compilation) of `seconds`
+    steady_tokens_per_s: float | None = None  # tokens/s after those 3 steps (tokens split evenly over steps)
 
 
 def peak_flops(device_name: str) -> float | None:
@@ -286,6 +288,8 @@ def bench_recipe(name: str, config, profile, output_dir: Path, data=None) -> Ben
 
     cuda = torch.cuda.is_available()
     trainer = make_trainer(profile, config, output_dir, data, evaluate=False)
+    timer = step_timer()
+    trainer.add_callback(timer)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -310,10 +314,13 @@ def bench_recipe(name: str, config, profile, output_dir: Path, data=None) -> Ben
         trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
         matmul_params=frozen + trainable_mm, flops_per_token=fpt,
         mfu=(fpt * tokens / seconds / peak) if peak else None, loss=val_loss,
+        first_steps_s=round(sum(timer.times[:3]), 3) if timer.times else None,
+        steady_tokens_per_s=(tokens * (1 - 3 / steps) / sum(timer.times[3:])) if len(timer.times) > 3 else None,
         settings={k: v for k, v in asdict(config).items()
                   if k in ("max_length", "pad_to_multiple_of", "group_by_length", "gradient_checkpointing",
                            "batch_size", "grad_accum", "n_train", "n_val", "epochs", "max_steps", "quantization",
-                           "padding_free", "learning_rate", "dropout", "torch_compile", "optimizer", "fused_kernels")},
+                           "padding_free", "learning_rate", "dropout", "torch_compile", "optimizer", "fused_kernels",
+                           "compile_layers")},
     )
     del trainer, model
     gc.collect()
@@ -390,7 +397,15 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
         "fused kernels, checkpointing": {"fused_kernels": True, **ckpt},
     })
     # measured and left out: torch.compile on the bf16-base LoRA model took 209 s for its first step on the H100
-    # (recompiling per adapter module) and did not finish 32 steps in 5 minutes
+    # (recompiling per adapter module) and did not finish 32 steps in 5 minutes. Compiling each decoder layer
+    # instead (one compilation for all of them) fuses the elementwise work the step is bound by; without Liger (a
+    # process of its own) and with it
+    layers = {"compile_layers": True}
+    variants.update({
+        "compiled layers": {**layers, "fused_kernels": False},
+        "compiled layers, checkpointing": {**layers, "fused_kernels": False, **ckpt},
+        "compiled layers, fused kernels": {**layers, "fused_kernels": True},
+    })
     return {name: replace(base, **overrides) for name, overrides in variants.items()}
 
 

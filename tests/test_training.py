@@ -310,3 +310,26 @@ def test_cpu_bf16_training_computes_the_4bit_layers_in_bf16(tmp_path, embedded_d
     assert all(not m.support_avx512bf16_for_cpu for m in layers)  # the gradient guard is on too
     result = train(get_profile("smoke"), config, tmp_path / "run")
     assert result.best_eval_loss is not None and 0 < result.best_eval_loss < 20
+
+
+def test_compiled_decoder_layers_give_the_same_forward_and_a_model_without_layers_is_refused(tiny_llama):
+    """compile_layers wraps every decoder layer (and only those); the traced layers compute what the plain ones do.
+    The test traces with the eager backend (dynamo's graph capture, no C++ build); the GPU run uses inductor."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    import helpers.training as training
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_llama)),
+                           training.lora_config(TrainConfig(r=4, alpha=8, dropout=0.0))).eval()
+    ids = torch.randint(0, 100, (2, 7))
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+    assert training.compile_decoder_layers(model, backend="eager") == 2
+    compiled = [m for m in model.modules() if getattr(m, "_compiled_call_impl", None) is not None]
+    assert [type(m).__name__ for m in compiled] == ["LlamaDecoderLayer", "LlamaDecoderLayer"]
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, plain, atol=1e-5)
+    assert training.parse_overrides(["compile_layers=true"]) == {"compile_layers": True}
+    with pytest.raises(training.ConfigError, match="no decoder layers"):
+        training.compile_decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
