@@ -405,6 +405,8 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
         "compiled layers": {**layers, "fused_kernels": False},
         "compiled layers, checkpointing": {**layers, "fused_kernels": False, **ckpt},
         "compiled layers, fused kernels": {**layers, "fused_kernels": True},
+        "compiled layers, fused kernels, checkpointing": {**layers, "fused_kernels": True, **ckpt},
+        "compiled layers, fused kernels, half batch, lr /1.4": {**layers, "fused_kernels": True, **half},
     })
     return {name: replace(base, **overrides) for name, overrides in variants.items()}
 
