@@ -53,6 +53,8 @@ SOURCED: dict[tuple[str, str], tuple[set[str], str]] = {
                      "benchmarks/results/optimizers-t4cap-h200-2026-12-01/README.md"),
     ("06", "c24m"): ({"38.7", "39.0", "21.5", "5.9", "4.0", "3.0", "0.3", "0.04", "4.9", "3.5", "32.1", "1.25"},
                      "benchmarks/results/fused-h200-2026-12-01/README.md"),
+    ("06", "c24k"): ({"21.7", "107,976", "74,124", "28.70", "51,236", "74,204"},
+                     "benchmarks/results/compile-h200-2026-12-02/README.md"),
 }
 
 
