@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.config import ConfigError, describe, help_field, parse_overrides, validate_config  # noqa: F401 (describe: notebook 08 imports it from here)
 from helpers.lora import ALL_LINEAR
 from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
@@ -38,47 +39,43 @@ PROVENANCE = "workbook_head.json"  # beside the saved adapter + head: profile, d
 SHIPPED_HEAD = REPO_ROOT / "adapters" / "smollm2-135m-price-head-gpu"  # trained at gpu-profile scale on an H200
 
 
-def _help(text: str, default, **kw):
-    return field(default=default, metadata={"help": text}, **kw)
-
-
 @dataclass(frozen=True)
 class HeadConfig:
     """Every setting of a price-head run, with what it does (read by `describe`)."""
 
     # --- the model: base, adapters, head ---
-    quantization: str = _help("how the frozen base is stored: nf4-dq (QLoRA) on CPU, bf16 on a GPU", "nf4-dq")
-    target_modules: tuple[str, ...] = _help("which matrices get LoRA adapters (all linear layers)", ALL_LINEAR)
-    r: int = _help("LoRA rank", 16)
-    alpha: int = _help("LoRA scaling: the update is multiplied by alpha / r", 32)
-    dropout: float = _help("dropout on the adapter input", 0.0)
+    quantization: str = help_field("how the frozen base is stored: nf4-dq (QLoRA) on CPU, bf16 on a GPU", "nf4-dq")
+    target_modules: tuple[str, ...] = help_field("which matrices get LoRA adapters (all linear layers)", ALL_LINEAR)
+    r: int = help_field("LoRA rank", 16)
+    alpha: int = help_field("LoRA scaling: the update is multiplied by alpha / r", 32)
+    dropout: float = help_field("dropout on the adapter input", 0.0)
     # --- the loss ---
-    loss: str = _help("l1 (its minimiser is the median: what MAE rewards), huber, or mse (the mean)", "l1")
-    huber_delta: float = _help("huber only: errors below this many standard deviations of log price are squared",
+    loss: str = help_field("l1 (its minimiser is the median: what MAE rewards), huber, or mse (the mean)", "l1")
+    huber_delta: float = help_field("huber only: errors below this many standard deviations of log price are squared",
                                1.0)
     # --- training ---
-    epochs: float = _help("passes over the training examples", 1.0)
-    batch_size: int = _help("examples per device per step", 8)
-    learning_rate: float = _help("peak learning rate, reached after the warm-up", 5e-4)
-    scheduler: str = _help("learning-rate schedule after the warm-up", "cosine")
-    warmup_ratio: float = _help("share of steps spent ramping the learning rate up from 0", 0.05)
-    weight_decay: float = _help("AdamW weight decay", 0.0)
-    optimizer: str | None = _help("None: adamw_torch_fused on CUDA, adamw_torch on CPU", None)
+    epochs: float = help_field("passes over the training examples", 1.0)
+    batch_size: int = help_field("examples per device per step", 8)
+    learning_rate: float = help_field("peak learning rate, reached after the warm-up", 5e-4)
+    scheduler: str = help_field("learning-rate schedule after the warm-up", "cosine")
+    warmup_ratio: float = help_field("share of steps spent ramping the learning rate up from 0", 0.05)
+    weight_decay: float = help_field("AdamW weight decay", 0.0)
+    optimizer: str | None = help_field("None: adamw_torch_fused on CUDA, adamw_torch on CPU", None)
     # --- sizes and bookkeeping ---
-    n_train: int | None = _help("train on the first n examples of the training split (None: all of it)", None)
-    n_val: int | None = _help("validation items scored at every evaluation (the best checkpoint is chosen on them)",
+    n_train: int | None = help_field("train on the first n examples of the training split (None: all of it)", None)
+    n_val: int | None = help_field("validation items scored at every evaluation (the best checkpoint is chosen on them)",
                               None)
-    max_length: int = _help("prompt tokens kept (our prompts stay well below)", 256)
-    max_steps: int = _help("stop after this many steps (overrides epochs when > 0)", -1)
-    eval_steps: int = _help("validation MAE every this many steps", 50)
-    save_steps: int = _help("a checkpoint every this many steps (a multiple of eval_steps)", 50)
-    logging_steps: int = _help("training loss logged every this many steps", 10)
-    seed: int = _help("data order, adapter and head initialisation", 42)
+    max_length: int = help_field("prompt tokens kept (our prompts stay well below)", 256)
+    max_steps: int = help_field("stop after this many steps (overrides epochs when > 0)", -1)
+    eval_steps: int = help_field("validation MAE every this many steps", 50)
+    save_steps: int = help_field("a checkpoint every this many steps (a multiple of eval_steps)", 50)
+    logging_steps: int = help_field("training loss logged every this many steps", 10)
+    seed: int = help_field("data order, adapter and head initialisation", 42)
     # --- speed: how fast and in how much memory, not what is learned ---
-    group_by_length: bool = _help("batches of similar length: less compute spent on padding", True)
-    gradient_checkpointing: bool = _help("recompute activations in backward: less memory, ~30% slower", False)
-    cpu_bf16: bool = _help("CPU only: compute in bf16 where the CPU has AVX512-BF16 (elsewhere fp32)", False)
-    report_to: str = _help("where the Trainer also sends its logs: none, tensorboard or wandb", "none")
+    group_by_length: bool = help_field("batches of similar length: less compute spent on padding", True)
+    gradient_checkpointing: bool = help_field("recompute activations in backward: less memory, ~30% slower", False)
+    cpu_bf16: bool = help_field("CPU only: compute in bf16 where the CPU has AVX512-BF16 (elsewhere fp32)", False)
+    report_to: str = help_field("where the Trainer also sends its logs: none, tensorboard or wandb", "none")
 
 
 HEAD_CONFIGS: dict[str, HeadConfig] = {
@@ -99,15 +96,8 @@ HEAD_CONFIGS: dict[str, HeadConfig] = {
 }
 
 
-def describe(config: HeadConfig) -> list[tuple[str, object, str]]:
-    """(name, value, what it does) for every setting, from the fields' help."""
-    return [(f.name, getattr(config, f.name), f.metadata.get("help", "")) for f in fields(config)]
-
-
 def config_for(profile: Profile, **overrides) -> HeadConfig:
     """The profile's head config with overrides, checked before anything is loaded."""
-    from helpers.training import ConfigError, validate_config
-
     if profile.name not in HEAD_CONFIGS:
         raise ConfigError(f"No price-head settings for profile {profile.name!r}: add one to HEAD_CONFIGS "
                           f"(known: {', '.join(HEAD_CONFIGS)}).")
@@ -526,7 +516,6 @@ def ship_head(head_dir: str | Path, out_dir: str | Path, extra: dict | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    from helpers.training import ConfigError, parse_overrides
 
     parser = argparse.ArgumentParser(description="Train the price head (LoRA + a linear head on log price)")
     parser.add_argument("--profile", default=profile_name(), help="default: $WORKBOOK_PROFILE, else default")

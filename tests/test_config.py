@@ -1,0 +1,43 @@
+"""helpers.config: a run's settings, their help in field metadata, one preset per profile, checked early."""
+
+import dataclasses
+
+import pytest
+
+from helpers.config import TRAIN_CONFIGS, ConfigError, TrainConfig, config_for, describe, help_field
+from helpers.profiles import PROFILES, get_profile
+
+
+def test_every_setting_says_what_it_does_from_its_metadata():
+    rows = describe(TrainConfig())
+    assert [name for name, _, _ in rows] == [f.name for f in dataclasses.fields(TrainConfig)]
+    assert all(text for _, _, text in rows), [name for name, _, text in rows if not text]
+    assert dict((n, t) for n, _, t in rows)["r"] == "LoRA rank: size of the low-rank update"
+
+    @dataclasses.dataclass(frozen=True)
+    class Other:
+        depth: int = help_field("how deep", 3)
+        plain: int = 1  # a field without help describes as ""
+
+    assert describe(Other()) == [("depth", 3, "how deep"), ("plain", 1, "")]
+
+
+def test_every_profile_has_a_preset_and_an_unknown_one_is_refused():
+    assert set(PROFILES) == set(TRAIN_CONFIGS)
+    new = dataclasses.replace(get_profile("gpu"), name="t4")
+    with pytest.raises(ConfigError, match="profile 't4' has no training preset: add one to TRAIN_CONFIGS"):
+        config_for(new)
+    assert config_for(get_profile("default"), r=8).r == 8
+    with pytest.raises(ConfigError, match="r=0: must be an integer >= 1"):
+        config_for(get_profile("default"), r=0)
+
+
+def test_the_config_module_loads_no_model_library():
+    """A config can be built and checked anywhere: importing helpers.config pulls in neither transformers nor peft."""
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers.config; "
+            "print(sorted(m for m in ('transformers', 'peft', 'trl', 'bitsandbytes') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
