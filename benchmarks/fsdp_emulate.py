@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers.benchmark import step_timer  # noqa: E402
+from benchmarks.speed import step_timer  # noqa: E402
 from helpers.memory import GIB, Architecture, estimate  # noqa: E402
 from helpers.models import load_model_config, quantization_config  # noqa: E402
 from helpers.training import ALL_LINEAR, TrainConfig, _sft_config, _trainer_class, add_adapters, validate_config  # noqa: E402

@@ -39,8 +39,8 @@ $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch',
 
 case $stage in
 bench)
-  [ "${2:-}" = recipes ] || $py -m helpers.benchmark modes --json "$out/benchmark_modes.json" 2>"$out/modes.stderr" | tee "$out/modes.txt"
-  $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
+  [ "${2:-}" = recipes ] || $py benchmarks/speed.py modes --json "$out/benchmark_modes.json" 2>"$out/modes.stderr" | tee "$out/modes.txt"
+  $py benchmarks/speed.py recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
       --json "$out/benchmark_recipes.json" 2>"$out/recipes.stderr" | tee "$out/recipes.txt"
   ;;
 memory)  # a few steps and one evaluation under the allocation recorder; one run per set of overrides given
@@ -52,32 +52,32 @@ memory)  # a few steps and one evaluation under the allocation recorder; one run
 fused)  # Liger patches the model classes for the whole process: rows without it, rows with it, then the baseline
   # again in a fresh process (a process's first timed row runs slow; this one shows how slow)
   common="--profile gpu --examples ${EXAMPLES:-8192} --val 512"
-  $py -m helpers.benchmark speed $common --only "profile as it is" "half batch, lr /1.4" --json "$out/speed_without.json" \
+  $py benchmarks/speed.py speed $common --only "profile as it is" "half batch, lr /1.4" --json "$out/speed_without.json" \
       2>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee "$out/fused.txt"
-  $py -m helpers.benchmark speed $common --only "fused kernels" "fused kernels, half batch, lr /1.4" \
+  $py benchmarks/speed.py speed $common --only "fused kernels" "fused kernels, half batch, lr /1.4" \
       "fused kernels, checkpointing" --json "$out/speed_fused.json" 2>>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fused.txt"
-  $py -m helpers.benchmark speed $common --only "profile as it is" --json "$out/speed_again.json" \
+  $py benchmarks/speed.py speed $common --only "profile as it is" --json "$out/speed_again.json" \
       2>>"$out/fused.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/fused.txt"
   ;;
 compile)  # compiled layers without Liger in a process of their own (Liger patches classes process-wide), then the
   # fused-kernel profile and compiled layers with Liger; a row may take minutes to compile, so each has a time limit
   common="--profile gpu --examples ${EXAMPLES:-8192} --val 512"
-  timeout ${ROW_LIMIT:-420} $py -m helpers.benchmark speed $common --only "compiled layers" "compiled layers, checkpointing" \
+  timeout ${ROW_LIMIT:-420} $py benchmarks/speed.py speed $common --only "compiled layers" "compiled layers, checkpointing" \
       --json "$out/speed_compiled.json" 2>"$out/compile.stderr" | grep --line-buffered -v "^{'" | tee "$out/compile.txt"
-  timeout ${ROW_LIMIT:-420} $py -m helpers.benchmark speed $common --only "fused kernels" "compiled layers, fused kernels" \
+  timeout ${ROW_LIMIT:-420} $py benchmarks/speed.py speed $common --only "fused kernels" "compiled layers, fused kernels" \
       --json "$out/speed_compiled_fused.json" 2>>"$out/compile.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/compile.txt"
   ;;
 speed)  # the gpu profile against each speed setting, same examples: tokens/s, MFU, peak memory, validation loss
   shift
-  $py -m helpers.benchmark speed --profile gpu --examples "${EXAMPLES:-8192}" --val 512 --json "$out/benchmark_speed.json" \
+  $py benchmarks/speed.py speed --profile gpu --examples "${EXAMPLES:-8192}" --val 512 --json "$out/benchmark_speed.json" \
       --plot "$out/speed.png" "$@" 2>"$out/speed.stderr" | grep --line-buffered -v "^{'" | tee "$out/speed.txt"
   ;;
 extra)  # memory-planner checks at other shapes, and the variants that are not the same training run
-  $py -m helpers.benchmark modes --batch 8 --seq 512 --checkpointing --json "$out/benchmark_modes_ckpt.json" \
+  $py benchmarks/speed.py modes --batch 8 --seq 512 --checkpointing --json "$out/benchmark_modes_ckpt.json" \
       2>"$out/extra.stderr" | tee "$out/modes_ckpt.txt"
-  $py -m helpers.benchmark modes --modes qlora-nf4-dq --batch 128 --seq 128 --json "$out/benchmark_modes_b128.json" \
+  $py benchmarks/speed.py modes --modes qlora-nf4-dq --batch 128 --seq 128 --json "$out/benchmark_modes_b128.json" \
       2>>"$out/extra.stderr" | tee "$out/modes_b128.txt"
-  $py -m helpers.benchmark recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
+  $py benchmarks/speed.py recipes --profile gpu --examples 2048 --val 256 --batch 32 --extra \
       --only "workbook, no checkpointing" "workbook, no checkpointing, fused AdamW" "workbook, no checkpointing, 4x batch" \
       --json "$out/benchmark_recipes_extra.json" 2>>"$out/extra.stderr" | grep -v "^{'" | tee "$out/recipes_extra.txt"
   ;;

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from helpers.benchmark import step_timer  # noqa: E402
+from benchmarks.speed import step_timer  # noqa: E402
 from helpers.profiles import get_profile  # noqa: E402
 from helpers.training import config_for, make_trainer, parse_overrides  # noqa: E402
 

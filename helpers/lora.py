@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # every linear layer of a Llama-family block
+ATTENTION = ALL_LINEAR[:4]  # the attention projections only (the original LoRA paper's choice)
 PEFT_ALL_LINEAR = "all-linear"  # peft's keyword for the same layers, resolved from the model
 
 

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 
+from helpers.lora import ATTENTION
 from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
 from helpers.training import ALL_LINEAR, TrainConfig
-
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 @dataclass(frozen=True)
@@ -116,13 +115,24 @@ def lab_data(profile: Profile, words: int | None = None):
     return DatasetDict({name: split.map(shorten) for name, split in data.items()})
 
 
+def quiet_progress(trainer):
+    """Drop the Trainer's progress bar (in Jupyter an HTML table per run, kept in the notebook's outputs): a sweep
+    prints one line per run instead (`run_sweeps`)."""
+    from transformers.trainer_callback import ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for callback in (NotebookProgressCallback, ProgressCallback):
+        trainer.remove_callback(callback)
+    return trainer
+
+
 def run_one(profile: Profile, sweep: str, label: str, config: TrainConfig, data, workdir: Path) -> SweepRun:
     """Train one configuration (no checkpoints written) and read its validation curve."""
     from helpers.memory import Architecture, estimate
     from helpers.training import make_trainer
 
     torch.manual_seed(config.seed)
-    trainer = make_trainer(profile, config, workdir, data, evaluate=True, checkpoints=False)
+    trainer = quiet_progress(make_trainer(profile, config, workdir, data, evaluate=True, checkpoints=False))
     start_loss = float(trainer.evaluate()["eval_loss"])
     cuda = torch.cuda.is_available()
     if cuda:

@@ -6,17 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from helpers.benchmark import (
-    BenchResult,
-    bench_mode,
-    bench_recipe,
-    flops_per_token,
-    main,
-    matmul_params,
-    peak_flops,
-    recipe_configs,
-    table,
-)
+from benchmarks.speed import bench_mode, bench_recipe, main, recipe_configs
+from helpers.benchmark import BenchResult, flops_per_token, matmul_params, peak_flops, table
 
 
 def test_flops_count_frozen_weights_as_four_and_trainable_as_six():
@@ -114,7 +105,7 @@ def test_padding_free_batch_gives_the_same_loss_as_a_padded_one(embedded_dir):
 
 
 def test_speed_variants_change_only_speed_settings(tmp_path, embedded_dir):
-    from helpers.benchmark import speed_configs
+    from benchmarks.speed import speed_configs
     from helpers.plots import plot_speed
     from helpers.profiles import get_profile
     from helpers.training import config_for
@@ -164,7 +155,7 @@ def test_benchmark_modes_follow_compute_capability_not_is_bf16_supported():
     refused with what to run instead; A100/H100 compute in bf16."""
     import torch
 
-    from helpers.benchmark import mode_dtype
+    from benchmarks.speed import mode_dtype
 
     assert mode_dtype("qlora-nf4-dq", cuda=True, native_bf16=True) == torch.bfloat16
     assert mode_dtype("qlora-nf4-dq", cuda=True, native_bf16=False) == torch.float16
