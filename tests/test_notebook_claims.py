@@ -20,6 +20,7 @@ NUMBER = re.compile(r"(?<![\w.\-/])(\d{1,3}(?:,\d{3})+|\d+\.\d+)(?![\w.]*\d)")
 # (notebook prefix, cell id) -> (why, numbers allowed, results file that must contain them or None)
 EXCEPTIONS: dict[tuple[str, str], tuple[str, set[str], str | None]] = {
     ("00", "x00e"): ("an exercise's given: SmolLM2-135M's parameter count", {"134.5"}, None),
+    ("00", "p00a"): ("the same exercise, asked before section 2 prints the answer", {"134.5"}, None),
     ("01", "c14"): ("the NF4 code book's end probability (a definition)", {"0.9677"}, None),
     ("01", "c16"): ("an FP4 level of the code book (a definition)", {"1.5"}, None),
     ("01", "c33"): ("quoted from the QLoRA paper, Table 2", {"34.34", "31.07", "29.48", "27.41"}, None),

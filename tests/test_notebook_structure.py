@@ -52,3 +52,34 @@ def test_published_outputs_belong_to_the_code_above_them(path):
              and "NBVAL_CHECK_OUTPUT" not in "".join(cell["source"])
              and not has_fresh_published_outputs({**cell, "source": "".join(cell["source"])})]
     assert not stale, f"outputs that no longer match their cell's code (run `make publish NB={path.name[:2]}`): {stale}"
+
+
+def _predictions_out_of_place(cells: list[dict]) -> list[str]:
+    """Exercises that ask 'Before running section K' need a 'Predict first (exercise N)' cell above section K's heading,
+    so a learner reading down meets the question before the output that answers it."""
+    text = ["".join(c["source"]) for c in cells]
+    exercises = next(i for i, t in enumerate(text) if cells[i]["cell_type"] == "markdown" and t.startswith("## Exercises"))
+    asked = {int(n): i for i, t in enumerate(text) for n in re.findall(r"Predict first \(exercise (\d+)\)", t)}
+    wrong = [f"exercise {n}: asked after the exercises list" for n, i in asked.items() if i > exercises]
+    for n, section in re.findall(r"^(\d+)\. Before running section (\d+)(?!\d|'s)", text[exercises], re.M):  # not "section 2's third cell"
+        heading = next((i for i, t in enumerate(text) if t.startswith(f"## {section}.")), None)
+        if heading is None or int(n) not in asked or asked[int(n)] > heading:
+            wrong.append(f"exercise {n}: no 'Predict first' cell above section {section}")
+    return wrong
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem[:2])
+def test_predictions_are_asked_before_the_section_that_answers_them(path):
+    cells = json.loads(path.read_text())["cells"]
+    assert not _predictions_out_of_place(cells), _predictions_out_of_place(cells)
+
+
+def test_the_prediction_check_catches_a_question_asked_after_its_answer():
+    def md(text):
+        return {"cell_type": "markdown", "source": [text]}
+
+    cells = [md("## 1. First"), md("## 2. Second"), md("> **Predict first (exercise 1):** how many?"),
+             md("## Exercises\n1. Before running section 1: how many?\n")]
+    assert _predictions_out_of_place(cells) == ["exercise 1: no 'Predict first' cell above section 1"]
+    cells.insert(0, cells.pop(2))
+    assert _predictions_out_of_place(cells) == []

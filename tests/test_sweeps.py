@@ -159,3 +159,22 @@ def test_run_sweeps_trains_a_shared_configuration_once_and_counts_trainings(monk
     assert len(lines) == len(trained)
     assert lines[0].startswith(f"[run 1/{len(trained)}]") and lines[-1].startswith(f"[run {len(trained)}/{len(trained)}]")
     assert {r.sweep for r in results} == {"rank (alpha = 2r)", "target modules"}
+
+
+def test_a_sweep_run_shows_no_progress_bar_in_a_notebook():
+    """The Trainer adds an HTML progress table per run in Jupyter (42 of them once filled notebook 09's outputs)."""
+    from transformers.trainer_callback import CallbackHandler, PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    from helpers.sweeps import quiet_progress
+
+    class FakeTrainer:
+        def __init__(self):
+            self.callback_handler = CallbackHandler([NotebookProgressCallback(), ProgressCallback(), PrinterCallback()],
+                                                    None, None, None, None)
+
+        def remove_callback(self, callback):
+            self.callback_handler.remove_callback(callback)
+
+    trainer = quiet_progress(FakeTrainer())
+    assert [type(c).__name__ for c in trainer.callback_handler.callbacks] == ["PrinterCallback"]
