@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.distributed import local_rank  # the one place that reads the launcher's environment
 from helpers.paths import cache_dir
 from helpers.profiles import native_bf16
 
@@ -278,7 +279,7 @@ def load_base_model(
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
         # one device per process: under `accelerate launch` each process loads its copy on its own GPU
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0)) if device == "cuda" else "cpu"}
+        kwargs["device_map"] = {"": local_rank() if device == "cuda" else "cpu"}
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as error:
@@ -291,7 +292,7 @@ def load_base_model(
                                   f"{str(error)[:200]})") from error
         raise _hub_error(model_id, error) from error
     if qconfig is None:
-        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device)
+        model = model.to(f"cuda:{local_rank()}" if device == "cuda" else device)
     tokenizer = load_tokenizer(model_id)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

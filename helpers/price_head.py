@@ -31,6 +31,11 @@ from pathlib import Path
 import torch
 
 from helpers.config import ConfigError, describe, help_field, parse_overrides, validate_config  # noqa: F401 (describe: notebook 08 imports it from here)
+from helpers.distributed import (  # the one place that reads the launcher's environment
+    is_main_process,
+    local_rank,
+    world_size,
+)
 from helpers.lora import ALL_LINEAR
 from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
@@ -181,7 +186,7 @@ def training_arguments(config: HeadConfig, output_dir: str | Path, cuda: bool, d
     # transformers 5.23 renamed gradient_checkpointing (Colab's 5.15 has only the old name)
     extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = \
         config.gradient_checkpointing
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not cuda:
+    if world_size() > 1 and not cuda:
         extra["ddp_backend"] = "gloo"
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -305,7 +310,7 @@ def load_head_base(profile: Profile, config: HeadConfig, dtype: torch.dtype, for
                                                "fp32": torch.float32}.get(config.quantization, dtype)}
     if quantized is not None:
         kwargs["quantization_config"] = quantized
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0)) if cuda else "cpu"}
+        kwargs["device_map"] = {"": local_rank() if cuda else "cpu"}
     source = resolve_model(profile.model_id)
     tokenizer = load_tokenizer(profile.model_id)
     try:
@@ -314,7 +319,7 @@ def load_head_base(profile: Profile, config: HeadConfig, dtype: torch.dtype, for
         raise ModelSetupError(f"Could not load {source} with a regression head ({type(error).__name__}: "
                               f"{str(error)[:300]})") from error
     if quantized is None:
-        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
+        model = model.to(f"cuda:{local_rank()}" if cuda else "cpu")
     model.config.pad_token_id = tokenizer.pad_token_id
     if for_training:
         guard_bnb_cpu_training(model)
@@ -537,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             result = train_head(profile, config, args.output_dir, resume=args.resume)
         except ConfigError as error:
             raise SystemExit(str(error)) from None
-        if int(os.environ.get("RANK", 0)) != 0:
+        if not is_main_process():
             return 0
         print(f"head: {result.head_dir}\nbest validation MAE: ${result.best_val_mae:,.2f} ({result.best_checkpoint})\n"
               f"train time: {result.seconds:.0f} s, {result.train_tokens:,} tokens ({result.tokens_per_second:,.0f} "

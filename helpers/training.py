@@ -18,8 +18,7 @@ from pathlib import Path
 
 import torch
 
-# the run's settings live in helpers.config; notebooks and scripts also import them from here
-from helpers.config import (  # noqa: F401
+from helpers.config import (  # noqa: F401 (the run's settings live there; notebooks also import them from here)
     TRAIN_CONFIGS,
     ConfigError,
     TrainConfig,
@@ -28,6 +27,7 @@ from helpers.config import (  # noqa: F401
     parse_overrides,
     validate_config,
 )
+from helpers.distributed import is_main_process, world_size  # the one place that reads the launcher's environment
 from helpers.lora import ALL_LINEAR  # noqa: F401
 from helpers.paths import outputs_dir, shown
 from helpers.profiles import Profile, get_profile, profile_name
@@ -185,7 +185,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
     checkpointing = bool(config.gradient_checkpointing)  # decided by make_trainer (decide_checkpointing)
     # on CPU memory is plentiful and recomputation costs ~30% time; transformers 5.23 renamed the setting
     extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = checkpointing
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # launched by accelerate / torchrun: data parallel
+    if world_size() > 1:  # launched by accelerate / torchrun: data parallel
         extra["ddp_find_unused_parameters"] = False  # every adapter gets a gradient each step
         if not cuda:
             extra["ddp_backend"] = "gloo"
@@ -712,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as error:
             raise SystemExit(str(error)) from None
         adapter = Path(result.adapter_dir)
-        if int(os.environ.get("RANK", 0)) != 0:  # the other processes of a distributed run stop here
+        if not is_main_process():  # the other processes of a distributed run stop here
             return 0
         print(f"adapter: {result.adapter_dir}\nbest eval loss: {result.best_eval_loss} ({result.best_checkpoint})\n"
               f"train time: {result.seconds:.0f} s, {result.train_tokens:,} tokens "

@@ -41,3 +41,24 @@ def test_the_config_module_loads_no_model_library():
             "print(sorted(m for m in ('transformers', 'peft', 'trl', 'bitsandbytes') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_the_launcher_environment_is_read_in_one_place(monkeypatch):
+    """helpers.distributed reads RANK / LOCAL_RANK / WORLD_SIZE; the training modules ask it instead of os.environ."""
+    from pathlib import Path
+
+    from helpers import distributed
+
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert (distributed.rank(), distributed.local_rank(), distributed.world_size(), distributed.is_main_process()) == \
+        (0, 0, 1, True)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert (distributed.rank(), distributed.local_rank(), distributed.world_size(), distributed.is_main_process()) == \
+        (3, 1, 4, False)
+    helpers = Path(distributed.__file__).parent
+    readers = [p.name for p in helpers.glob("*.py") if p.name != "distributed.py"
+               and any(f'"{v}"' in p.read_text() or f"'{v}'" in p.read_text() for v in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))]
+    assert readers == [], f"these modules read the launcher's environment themselves: {readers}"
