@@ -21,6 +21,8 @@ from helpers.data import load_splits  # noqa: E402
 from helpers.evaluation import evaluate, train_median  # noqa: E402
 from helpers.ladder import choose_decoding, score_decodings, ship_adapter  # noqa: E402
 from helpers.profiles import detect_device, get_profile  # noqa: E402
+from helpers.provenance import TRAINING_FILE  # noqa: E402
+from helpers.provenance import read as read_provenance  # noqa: E402
 
 PROFILE = get_profile("gpu")
 CPU_ITEMS = 250  # the default profile's LLM rows score the first 250 test items: the ladder's shared items
@@ -92,14 +94,12 @@ def evaluate_stage(out: Path) -> None:
         "device": _device(),
     }
     (out / "ladder_gpu.json").write_text(json.dumps(summary, indent=2))
-    provenance_path = out / "adapter" / "workbook_training.json"
-    provenance = json.loads(provenance_path.read_text())
-    provenance["decoding"] = chosen
-    provenance["validation_mae"] = {k: round(v.mae, 2) for k, v in validation.items()}
-    provenance["test_mae"] = {"n=1000": round(test[chosen].mae, 2),
-                              f"n={CPU_ITEMS}": summary[f"test_first_{CPU_ITEMS}"][chosen]["mae"]}
-    provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
-    print("chosen on validation:", chosen, provenance["test_mae"])
+    provenance = read_provenance(out / "adapter").with_fields(
+        decoding=chosen, validation_mae={k: round(v.mae, 2) for k, v in validation.items()},
+        test_mae={"n=1000": round(test[chosen].mae, 2),
+                  f"n={CPU_ITEMS}": summary[f"test_first_{CPU_ITEMS}"][chosen]["mae"]})
+    provenance.write(out / "adapter" / TRAINING_FILE)
+    print("chosen on validation:", chosen, provenance.test_mae)
 
 
 def curve_stage(out: Path, sizes: list[int]) -> None:

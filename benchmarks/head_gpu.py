@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers.data import load_splits  # noqa: E402
 from helpers.evaluation import evaluate  # noqa: E402
 from helpers.profiles import detect_device, get_profile  # noqa: E402
+from helpers.provenance import HEAD_FILE  # noqa: E402
+from helpers.provenance import read as read_provenance  # noqa: E402
 
 PROFILE = get_profile("gpu")
 CPU_PROFILE = "default"  # whose head recipe `sweep` runs (its 1,600 examples, 4-bit base)
@@ -110,12 +112,11 @@ def train_stage(out: Path) -> None:
             "test_mae_device": f"{detect_device().name}, bf16 base"})
         model, tokenizer, scale = load_head(PROFILE, shipped)  # the bf16 copy itself, as it ships
         check = _test_scores(model, tokenizer, scale, data["test"])
-        info_path = shipped / "workbook_head.json"
-        info = json.loads(info_path.read_text())
-        info["test_mae"] = {k: v for k, v in check.items() if k.startswith("n=")}
-        info_path.write_text(json.dumps(info, indent=2) + "\n")
+        info = read_provenance(shipped, HEAD_FILE).with_fields(test_mae={k: v for k, v in check.items()
+                                                                         if k.startswith("n=")})
+        info.write(shipped / HEAD_FILE)
         (out / "head_predictions.json").write_text(json.dumps(check["predictions_first_250"]))
-        print("shipped:", info["test_mae"], flush=True)
+        print("shipped:", info.test_mae, flush=True)
 
 
 def curve(out: Path, sizes: list[int]) -> None:

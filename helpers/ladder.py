@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from helpers.paths import REPO_ROOT
+from helpers.provenance import TRAINING_FILE
+from helpers.provenance import from_dict as provenance_from_dict
+from helpers.provenance import read as read_provenance
 
 SHIPPED_ADAPTER = REPO_ROOT / "adapters" / "smollm2-135m-price-gpu"
 DECODINGS = ("greedy", "median price", "expected price")
@@ -73,7 +76,7 @@ def git_commit() -> str:
 
 
 def ship_adapter(adapter_dir: str | Path, out_dir: str | Path = SHIPPED_ADAPTER, extra: dict | None = None,
-                 provenance: str = "workbook_training.json") -> Path:
+                 provenance: str = TRAINING_FILE) -> Path:
     """Copy a trained adapter as bf16 safetensors plus its config and provenance (no tokenizer, no base).
 
     bf16 halves the fp32 training copy; LoRA weights lose nothing that shows at 4-bit inference (the
@@ -90,19 +93,20 @@ def ship_adapter(adapter_dir: str | Path, out_dir: str | Path = SHIPPED_ADAPTER,
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = None  # the training machine's path means nothing elsewhere
     (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    info = json.loads((adapter_dir / provenance).read_text())
-    info.update({"commit": git_commit(), "weights_dtype": "bfloat16", **(extra or {})})
-    (out_dir / provenance).write_text(json.dumps(info, indent=2) + "\n")
+    info = read_provenance(adapter_dir / provenance)
+    info.with_fields(**{"commit": git_commit(), "weights_dtype": "bfloat16", **(extra or {})}).write(out_dir / provenance)
     return out_dir
 
 
 def shipped_provenance(adapter_dir: str | Path = SHIPPED_ADAPTER) -> dict:
     """The shipped adapter's provenance, or a clear error saying what is missing."""
-    path = Path(adapter_dir) / "workbook_training.json"
+    path = Path(adapter_dir) / TRAINING_FILE
     if not path.is_file():
         raise FileNotFoundError(f"No shipped adapter at {adapter_dir}: the repository should contain it "
                                 "(git checkout -- adapters/); it is trained with `bash benchmarks/gpu_run.sh ladder`.")
-    return json.loads(path.read_text())
+    values = json.loads(path.read_text())
+    provenance_from_dict(values, str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path))
+    return values  # checked against Provenance, returned as written
 
 
 def adapter_records_name(model_short: str, adapter_dir: str | Path) -> str:

@@ -20,7 +20,6 @@ Command line (the notebook and a GPU run share it):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -39,8 +38,10 @@ from helpers.distributed import (  # the one place that reads the launcher's env
 from helpers.lora import ALL_LINEAR
 from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
+from helpers.provenance import HEAD_FILE, Provenance
+from helpers.provenance import read as read_provenance
 
-PROVENANCE = "workbook_head.json"  # beside the saved adapter + head: profile, data, settings, scale, scores
+PROVENANCE = HEAD_FILE  # beside the saved adapter + head: profile, data, settings, scale, scores
 SHIPPED_HEAD = REPO_ROOT / "adapters" / "smollm2-135m-price-head-gpu"  # trained at gpu-profile scale on an H200
 
 
@@ -420,18 +421,15 @@ def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, scale: 
     result = HeadResult(str(head_dir), best, trainer.state.best_metric, scale, trainer.state.log_history,
                         seconds, tokens, peak, peak_rss_gb(), trainer.model)
     if trainer.is_world_process_zero():
-        provenance = {
-            "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
-            "dataset": profile.dataset, "n_train": len(trainer.train_dataset), "n_val": len(trainer.eval_dataset),
-            "config": asdict(config), "scale": asdict(scale),
-            "best_checkpoint": best and Path(best).name, "best_val_mae": trainer.state.best_metric,
-            "global_step": trainer.state.global_step, "resumed_from": checkpoint and Path(checkpoint).name,
-            "seconds": round(seconds, 1), "train_tokens_this_run": tokens,
-            "tokens_per_second": round(result.tokens_per_second), "processes": trainer.args.world_size,
-            "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2),
-            **(extra_provenance or {}),
-        }
-        (head_dir / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+        Provenance(
+            profile=profile.name, model=profile.model_id or "embedded SmolLM2-135M-Instruct", dataset=profile.dataset,
+            n_train=len(trainer.train_dataset), n_val=len(trainer.eval_dataset), config=asdict(config),
+            scale=asdict(scale), best_checkpoint=best and Path(best).name, best_val_mae=trainer.state.best_metric,
+            global_step=trainer.state.global_step, resumed_from=checkpoint and Path(checkpoint).name,
+            seconds=round(seconds, 1), train_tokens_this_run=tokens,
+            tokens_per_second=round(result.tokens_per_second), processes=trainer.args.world_size,
+            peak_gpu_gb=peak and round(peak, 2), peak_rss_gb=result.peak_rss_gb and round(result.peak_rss_gb, 2),
+        ).with_fields(**(extra_provenance or {})).write(head_dir / PROVENANCE)
     return result
 
 
@@ -471,8 +469,8 @@ def load_head(profile: Profile, head_dir: str | os.PathLike, quantization: str |
     from helpers.models import check_adapter_files
 
     check_adapter_files(head_dir)
-    info = json.loads(path.read_text())
-    config = replace(HeadConfig(), **{k: tuple(v) if k == "target_modules" else v for k, v in info["config"].items()
+    info = read_provenance(path)
+    config = replace(HeadConfig(), **{k: tuple(v) if k == "target_modules" else v for k, v in info.config.items()
                                      if k in {f.name for f in fields(HeadConfig)}})
     config = replace(config, quantization=quantization or config.quantization)
     dtype = compute_dtype(config, torch.cuda.is_available())
@@ -485,7 +483,7 @@ def load_head(profile: Profile, head_dir: str | os.PathLike, quantization: str |
     finally:
         hf_logging.set_verbosity(verbosity)
     model = PeftModel.from_pretrained(model, str(head_dir)).eval()
-    return model, tokenizer, PriceScale(**info["scale"])
+    return model, tokenizer, PriceScale(**info.scale)
 
 
 @torch.no_grad()

@@ -31,6 +31,8 @@ from helpers.distributed import is_main_process, world_size  # the one place tha
 from helpers.lora import ALL_LINEAR  # noqa: F401
 from helpers.paths import outputs_dir, shown
 from helpers.profiles import Profile, get_profile, profile_name
+from helpers.provenance import TRAINING_FILE, Provenance
+from helpers.provenance import read as read_provenance
 
 
 def decide_checkpointing(config: TrainConfig, model_config, cuda: bool | None = None,
@@ -587,18 +589,16 @@ def fit_adapter(trainer, profile: Profile, config: TrainConfig, output_dir: Path
     if not trainer.is_world_process_zero():
         return result
     best = trainer.state.best_model_checkpoint
-    provenance = {
-        "profile": profile.name, "model": profile.model_id or "embedded SmolLM2-135M-Instruct",
-        "dataset": profile.dataset, "n_train": len(train_set), "n_val": len(val_set), "config": asdict(config),
-        "best_checkpoint": best and Path(best).name, "best_eval_loss": trainer.state.best_metric,
-        "seconds": round(seconds, 1), "processes": trainer.args.world_size,
+    Provenance(
+        profile=profile.name, model=profile.model_id or "embedded SmolLM2-135M-Instruct", dataset=profile.dataset,
+        n_train=len(train_set), n_val=len(val_set), config=asdict(config),
+        best_checkpoint=best and Path(best).name, best_eval_loss=trainer.state.best_metric,
+        seconds=round(seconds, 1), processes=trainer.args.world_size,
         # with a resume, seconds count this run only; steps, losses, tokens the whole run's
-        "resumed_from": checkpoint and Path(checkpoint).name,
-        "global_step": trainer.state.global_step, "train_tokens": tokens, "tokens_this_run": tokens_now,
-        "peak_gpu_gb": peak and round(peak, 2), "peak_rss_gb": result.peak_rss_gb and round(result.peak_rss_gb, 2),
-        **(extra_provenance or {}),
-    }
-    (adapter_dir / "workbook_training.json").write_text(json.dumps(provenance, indent=2))
+        resumed_from=checkpoint and Path(checkpoint).name,
+        global_step=trainer.state.global_step, train_tokens=tokens, tokens_this_run=tokens_now,
+        peak_gpu_gb=peak and round(peak, 2), peak_rss_gb=result.peak_rss_gb and round(result.peak_rss_gb, 2),
+    ).with_fields(**(extra_provenance or {})).write(adapter_dir / TRAINING_FILE)
     return result
 
 
@@ -614,8 +614,7 @@ def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization:
 
     from helpers.models import check_adapter_files, guard_bnb_cpu_training, load_base_model
 
-    info = json.loads((check_adapter_files(adapter_dir) / "workbook_training.json").read_text())
-    quantization = quantization or info["config"]["quantization"]
+    quantization = quantization or read_provenance(check_adapter_files(adapter_dir)).config["quantization"]
     loaded = load_base_model(profile.model_id, quantization=quantization, compute_dtype=compute_dtype)
     if same_kernels_as_training and quantization in ("nf4", "nf4-dq", "fp4"):
         guard_bnb_cpu_training(loaded.model)
@@ -678,7 +677,7 @@ def push_adapter(adapter_dir: str | os.PathLike, repo_id: str, private: bool = T
     url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
                       commit_message="adapter from the fine-tuning workbook",
-                      allow_patterns=["adapter_*", "workbook_training.json", "README.md", "tokenizer*",
+                      allow_patterns=["adapter_*", TRAINING_FILE, "README.md", "tokenizer*",
                                       "special_tokens_map.json", "chat_template.jinja"])
     return str(url)
 

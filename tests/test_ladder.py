@@ -77,7 +77,8 @@ def test_ship_adapter_casts_to_bf16_and_keeps_provenance(tmp_path):
     src.mkdir()
     save_file({"a.lora_A.weight": torch.randn(4, 8)}, str(src / "adapter_model.safetensors"))
     (src / "adapter_config.json").write_text("{}")
-    (src / "workbook_training.json").write_text(json.dumps({"n_train": 3}))
+    (src / "workbook_training.json").write_text(json.dumps({"profile": "smoke", "model": "m", "dataset": "sample",
+                                                             "n_train": 3, "n_val": 1, "config": {}}))
     out = ship_adapter(src, tmp_path / "out", extra={"device": "test"})
     tensors = load_file(str(out / "adapter_model.safetensors"))
     assert tensors["a.lora_A.weight"].dtype == torch.bfloat16

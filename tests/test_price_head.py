@@ -120,6 +120,9 @@ def test_head_trains_keeps_best_by_mae_resumes_and_reloads(tmp_path, monkeypatch
     resumed = train_head(profile, config_for(profile, **{**TINY, "max_steps": 3}), tmp_path / "run", resume=True)
     assert [e["step"] for e in resumed.log_history if "loss" in e] == [1, 2, 3]
     assert json.loads((head / PROVENANCE).read_text())["resumed_from"] == "checkpoint-2"
+    from helpers.provenance import read as read_provenance
+
+    assert read_provenance(head, PROVENANCE).scale == info["scale"]  # a typed Provenance record
 
     texts = ["How much does this cost to the nearest dollar?\n\nA pen\n\nPrice is $"] * 2
     model, tokenizer, scale = load_head(profile, head)

@@ -44,6 +44,9 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
     assert resumed.train_tokens == first.train_tokens + step3
     info = json.loads((adapter / "workbook_training.json").read_text())
     assert info["train_tokens"] == resumed.train_tokens and info["resumed_from"].endswith("checkpoint-2")
+    from helpers.provenance import read as read_provenance
+
+    assert read_provenance(adapter).tokens_this_run == step3  # the file is a typed Provenance record
 
     # round trip: base + saved adapter predicts what the trained model in memory predicts
     trained = resumed.model.eval()
