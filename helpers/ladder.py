@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from helpers.paths import REPO_ROOT
+from helpers.paths import REPO_ROOT, shown
 from helpers.provenance import TRAINING_FILE
 from helpers.provenance import from_dict as provenance_from_dict
 from helpers.provenance import read as read_provenance
@@ -105,7 +105,7 @@ def shipped_provenance(adapter_dir: str | Path = SHIPPED_ADAPTER) -> dict:
         raise FileNotFoundError(f"No shipped adapter at {adapter_dir}: the repository should contain it "
                                 "(git checkout -- adapters/); it is trained with `bash benchmarks/gpu_run.sh ladder`.")
     values = json.loads(path.read_text())
-    provenance_from_dict(values, str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path))
+    provenance_from_dict(values, str(shown(path)))
     return values  # checked against Provenance, returned as written
 
 
