@@ -216,9 +216,10 @@ def test_the_byo_loader_reads_prices_in_every_format(tmp_path):
 
 # --- wrong target, no word: every entry point reads the same profile; names and selections that match nothing ------
 
-@pytest.mark.parametrize("module", ["baselines", "sweeps", "price_head", "training", "benchmark recipes"])
+@pytest.mark.parametrize("module", ["helpers.baselines", "helpers.sweeps", "helpers.price_head", "helpers.training",
+                                    "benchmarks.speed recipes"])
 def test_every_entry_point_reads_the_profile_from_the_environment(module):
-    run = subprocess.run([sys.executable, "-m", *f"helpers.{module}".split()], capture_output=True, text=True, cwd=ROOT,
+    run = subprocess.run([sys.executable, "-m", *module.split()], capture_output=True, text=True, cwd=ROOT,
                          env={**__import__("os").environ, "WORKBOOK_PROFILE": "no-such-profile", "HF_HUB_OFFLINE": "1"},
                          timeout=300)
     assert run.returncode == 2 and "Unknown profile 'no-such-profile'" in run.stderr, run.stderr[-800:]
