@@ -17,9 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from helpers.adapters import load_adapter, ship_adapter  # noqa: E402
 from helpers.data import load_splits  # noqa: E402
 from helpers.evaluation import evaluate, train_median  # noqa: E402
-from helpers.ladder import choose_decoding, score_decodings, ship_adapter  # noqa: E402
+from helpers.inference import choose_decoding, score_decodings  # noqa: E402
 from helpers.profiles import detect_device, get_profile  # noqa: E402
 from helpers.provenance import TRAINING_FILE  # noqa: E402
 from helpers.provenance import read as read_provenance  # noqa: E402
@@ -66,7 +67,6 @@ def _records(results: dict, n: int | None = None, items=None, fallback=None) -> 
 def evaluate_stage(out: Path) -> None:
     from helpers.inference import predict_prices
     from helpers.models import load_base_model
-    from helpers.training import load_adapter
 
     data, _ = load_splits(PROFILE)
     fallback = train_median(data)
@@ -106,7 +106,7 @@ def curve_stage(out: Path, sizes: list[int]) -> None:
     """QLoRA at each training size (LADDER_SET="r=64 alpha=128" overrides settings), scored on the same test items."""
     import os
 
-    from helpers.training import config_for, load_adapter, parse_overrides, train
+    from helpers.training import config_for, parse_overrides, train
 
     data, _ = load_splits(PROFILE)
     fallback = train_median(data)
@@ -132,7 +132,6 @@ def recheck_stage(out: Path, adapter: Path) -> None:
     CPUs do) and in bf16 (what the GPU run recorded): how much of a CPU/GPU gap is the compute dtype."""
     import torch
 
-    from helpers.training import load_adapter
 
     data, _ = load_splits(PROFILE)
     test = data["test"].select(range(CPU_ITEMS))

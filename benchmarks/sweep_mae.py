@@ -77,7 +77,7 @@ def _device() -> str:
 
 
 def _val_mae(model, tokenizer, items, fallback: float) -> dict:
-    from helpers.ladder import score_decodings
+    from helpers.inference import score_decodings
 
     scored = score_decodings(model, tokenizer, items, fallback, label="sweep", profile=PROFILE.name,
                              split="validation", batch_size=128, progress=False, only=("greedy",))["greedy"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 SYS_RE = re.compile(r"^\s*<<SYS>>\s*(.*?)\s*<</SYS>>\s*", re.S)
 
@@ -282,21 +281,3 @@ def format_llama3(messages: list[dict], add_generation_prompt: bool = False) -> 
     if add_generation_prompt:
         out.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
     return "".join(out)
-
-
-@dataclass(frozen=True)
-class ChatSize:
-    source_items: int  # catalog items turned into instructions (4 tasks each)
-    n_train: int  # instruction examples trained on
-    n_val: int  # validation examples (from validation-split items)
-    per_task: int  # held-out test examples scored per task, before and after
-    words: int  # description words kept in each question
-    max_steps: int = -1  # stop early (smoke)
-
-
-CHAT_SIZES = {
-    "smoke": ChatSize(source_items=60, n_train=16, n_val=8, per_task=2, words=12, max_steps=4),
-    "default": ChatSize(source_items=400, n_train=640, n_val=32, per_task=20, words=30),
-    "gpu": ChatSize(source_items=5000, n_train=8000, n_val=256, per_task=250, words=60),
-    "course": ChatSize(source_items=5000, n_train=8000, n_val=256, per_task=250, words=60),
-}

@@ -1,16 +1,20 @@
-"""A training run's settings in one place: the TrainConfig dataclass (each field says what it does in its metadata),
-the preset per profile, the checks that run before anything loads, and the `--set NAME=VALUE` parser.
+"""The schemas of a run's settings: TrainConfig (the generative fine-tune), HeadConfig (the price head), LabSize
+(notebook 09), ChatSize (notebook 10) and NotebookSizes (the smaller knobs of notebooks 01, 02, 04 and 07), each
+field saying what it does in its metadata; the checks that run before anything loads; the `--set NAME=VALUE` parser.
 
-`helpers.training` builds and runs the trainer from a TrainConfig; `helpers.price_head.HeadConfig` shares the
-checks and the parser. Nothing here imports a model library, so a config can be built and checked anywhere.
+The values per profile live in one literal per profile in `helpers/profiles.py`. Nothing here imports a model
+library, so a config can be built and checked anywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
-from helpers.lora import ALL_LINEAR  # the one definition (the presets below use it)
-from helpers.profiles import Profile
+from helpers.lora import ALL_LINEAR  # the one definition (HeadConfig's default uses it)
+
+if TYPE_CHECKING:
+    from helpers.profiles import Profile
 
 
 def help_field(text: str, default, **kw):
@@ -59,37 +63,84 @@ class TrainConfig:
     report_to: str = help_field("where the Trainer also sends its logs: none, tensorboard or wandb (needs its package)", "none")
 
 
-TRAIN_CONFIGS: dict[str, TrainConfig] = {
-    "smoke": TrainConfig(r=4, alpha=8, batch_size=4, n_train=16, n_val=8, max_steps=4, eval_steps=2, save_steps=2,
-                         logging_steps=1),
-    # All linear layers at r=64 and a 4e-4 learning rate: on the H100 this cut the test MAE from $114 to $45 against
-    # q/k/v/o at r=16 and 2e-4 (catalog v1, benchmarks/results/h100-2026-11-22). Speed on 2 CPU cores (issue 19,
-    # benchmarks/results/speed-cpu-2026-11-23b, 96 examples): bf16 compute and no adapter dropout trained 169
-    # tokens/s against 98 (1.72x) at the same validation loss (0.966 vs 0.968), so the budget that bought 960
-    # examples (~20 min) now buys 1,600. On a CPU without AVX512-BF16 the run computes in fp32 (and is slower).
-    "default": TrainConfig(target_modules=ALL_LINEAR, r=64, alpha=128, learning_rate=4e-4, n_train=1600, n_val=80,
-                           batch_size=8, eval_steps=40, save_steps=40, dropout=0.0, cpu_bf16=True),
-    # r=16 keeps the adapter at 9.8 MB in bf16, small enough to ship; one pass over 40,000 examples. Speed
-    # (issue 19, benchmarks/results/speed-h100-2026-11-23 and -24): a 135M step is bound by the CPU launching ~7,000
-    # kernels (the GPU was busy 16% of it), so 4x the batch costs about the same time per step; the base fits in
-    # bf16 (0.27 GB), so no 4-bit dequantisation; no adapter dropout (fewer kernels, no loss cost measured). With
-    # 4x fewer steps the rate scales linearly (4e-4 at batch 64 -> 1.6e-3 at 256, chosen on validation loss after
-    # 16,384 examples: 0.9350 at 8e-4, 0.9326 at 1.2e-3, 0.9235 at 1.6e-3, against 0.9147 before). Same machine:
-    # 15,308 -> 61,732-68,357 tokens/s, peak 14.8 -> 39.4 GiB; on a smaller GPU checkpointing switches on by
-    # itself (~45,000 tokens/s at 3.8 GiB, same loss).
-    # Fused kernels (issue 32, benchmarks/results/fused-h200-2026-12-01): 70,429 -> 88,223 tokens/s and 39.2 -> 32.1
-    # GiB on the H200, validation loss 0.9557 -> 0.9561; on where Liger is installed, else off with a message.
-    "gpu": TrainConfig(target_modules=ALL_LINEAR, r=16, alpha=32, quantization="bf16", dropout=0.0,
-                       learning_rate=1.6e-3, batch_size=256, epochs=1, eval_steps=25, save_steps=25,
-                       optimizer="adamw_torch_fused", fused_kernels=None),
-    # Llama 3.1 8B (random weights) through this trainer, QLoRA r=32, seq 256, checkpointing, fp16 under a T4's
-    # 15 GiB (benchmarks/results/trainer-8b-t4cap-h100-2026-11-23): batch 16 peaked at 11.6 GiB and trained
-    # 4,479 tokens/s on the H100, batch 1 at 8.3 GiB and 419 tokens/s. So batch 16 in one step, not 1 x 16
-    # accumulated: the same effective batch at ~10x the tokens/s. (Without checkpointing batch 16 needs 50 GiB;
-    # decide_checkpointing turns it on wherever that does not fit.)
-    "course": TrainConfig(r=32, alpha=64, batch_size=16, grad_accum=1, epochs=1, eval_steps=200, save_steps=200,
-                          learning_rate=1e-4),
-}
+@dataclass(frozen=True)
+class HeadConfig:
+    """Every setting of a price-head run (notebook 08), with what it does (read by `describe`)."""
+
+    # --- the model: base, adapters, head ---
+    quantization: str = help_field("how the frozen base is stored: nf4-dq (QLoRA) on CPU, bf16 on a GPU", "nf4-dq")
+    target_modules: tuple[str, ...] = help_field("which matrices get LoRA adapters (all linear layers)", ALL_LINEAR)
+    r: int = help_field("LoRA rank", 16)
+    alpha: int = help_field("LoRA scaling: the update is multiplied by alpha / r", 32)
+    dropout: float = help_field("dropout on the adapter input", 0.0)
+    # --- the loss ---
+    loss: str = help_field("l1 (its minimiser is the median: what MAE rewards), huber, or mse (the mean)", "l1")
+    huber_delta: float = help_field("huber only: errors below this many standard deviations of log price are squared",
+                                    1.0)
+    # --- training ---
+    epochs: float = help_field("passes over the training examples", 1.0)
+    batch_size: int = help_field("examples per device per step", 8)
+    learning_rate: float = help_field("peak learning rate, reached after the warm-up", 5e-4)
+    scheduler: str = help_field("learning-rate schedule after the warm-up", "cosine")
+    warmup_ratio: float = help_field("share of steps spent ramping the learning rate up from 0", 0.05)
+    weight_decay: float = help_field("AdamW weight decay", 0.0)
+    optimizer: str | None = help_field("None: adamw_torch_fused on CUDA, adamw_torch on CPU", None)
+    # --- sizes and bookkeeping ---
+    n_train: int | None = help_field("train on the first n examples of the training split (None: all of it)", None)
+    n_val: int | None = help_field("validation items scored at every evaluation (the best checkpoint is chosen on them)",
+                                   None)
+    max_length: int = help_field("prompt tokens kept (our prompts stay well below)", 256)
+    max_steps: int = help_field("stop after this many steps (overrides epochs when > 0)", -1)
+    eval_steps: int = help_field("validation MAE every this many steps", 50)
+    save_steps: int = help_field("a checkpoint every this many steps (a multiple of eval_steps)", 50)
+    logging_steps: int = help_field("training loss logged every this many steps", 10)
+    seed: int = help_field("data order, adapter and head initialisation", 42)
+    # --- speed: how fast and in how much memory, not what is learned ---
+    group_by_length: bool = help_field("batches of similar length: less compute spent on padding", True)
+    gradient_checkpointing: bool = help_field("recompute activations in backward: less memory, ~30% slower", False)
+    cpu_bf16: bool = help_field("CPU only: compute in bf16 where the CPU has AVX512-BF16 (elsewhere fp32)", False)
+    report_to: str = help_field("where the Trainer also sends its logs: none, tensorboard or wandb", "none")
+
+
+@dataclass(frozen=True)
+class LabSize:
+    """The sizes of notebook 09's sweeps: many short runs, so each is small."""
+
+    n_train: int = help_field("training examples per run", 64)
+    n_val: int = help_field("validation examples per run", 32)
+    words: int = help_field("description words kept in each prompt (short prompts make runs cheap)", 40)
+    batch_size: int = help_field("examples per step", 8)
+    epochs_long: int = help_field("epochs of the epochs sweep (validation every half epoch)", 16)
+    epochs_train: int = help_field("examples the epochs sweep trains on: few, so that overfitting shows in the budget", 8)
+    short: bool = help_field("two points per sweep instead of three or four (CI)", False)
+
+
+@dataclass(frozen=True)
+class ChatSize:
+    """The sizes of notebook 10's instruction fine-tune."""
+
+    source_items: int = help_field("catalog items turned into instructions (4 tasks each)", 400)
+    n_train: int = help_field("instruction examples trained on", 640)
+    n_val: int = help_field("validation examples (from validation-split items)", 32)
+    per_task: int = help_field("held-out test examples scored per task, before and after", 20)
+    words: int = help_field("description words kept in each question", 30)
+    max_steps: int = help_field("stop early (smoke); -1 trains the whole epoch", -1)
+    dataset: str = help_field("catalog (instructions built from the profile's catalog) or guanaco (hub, network)",
+                              "catalog")
+
+
+@dataclass(frozen=True)
+class NotebookSizes:
+    """The smaller knobs of notebooks 01, 02, 04 and 07, read in their parameters cells."""
+
+    ptq_train_steps: int = help_field("01: steps that train the toy model before it is quantized", 3000)
+    qat_extra_steps: int = help_field("01: extra steps, plain or quantization-aware, after those", 1000)
+    lora_steps: int = help_field("02: optimizer steps per LoRA run (batch 4 x 64 tokens)", 100)
+    lora_ranks: tuple[int, ...] = help_field("02: the ranks of the rank sweep", (1, 2, 4, 8, 16, 32, 64))
+    embed_train: int = help_field("04: training items the sentence-embedding baselines fit on (~20 ms a text on CPU)",
+                                  20_000)
+    decode_val_items: int = help_field("07: validation items that choose the decoding", 500)
+    probe_train: int = help_field("07: training items the frozen-feature probe fits on", 4_000)
 
 
 def describe(config) -> list[tuple[str, object, str]]:
@@ -98,13 +149,14 @@ def describe(config) -> list[tuple[str, object, str]]:
 
 
 def config_for(profile: Profile, **overrides) -> TrainConfig:
-    """The profile's preset with overrides, checked (types and ranges) before anything is loaded. A profile without
-    a preset is an error, not a bare TrainConfig()."""
-    if profile.name not in TRAIN_CONFIGS:
-        raise ConfigError(f"profile {profile.name!r} has no training preset: add one to TRAIN_CONFIGS in "
-                          f"helpers/config.py (presets: {', '.join(TRAIN_CONFIGS)})")
-    config = TRAIN_CONFIGS[profile.name]
-    return validate_config(replace(config, **overrides) if overrides else config)
+    """The profile's training preset (`Profile.train`, helpers/profiles.py) with overrides, checked (types and
+    ranges) before anything is loaded."""
+    return validate_config(replace(profile.train, **overrides) if overrides else profile.train)
+
+
+def head_config_for(profile: Profile, **overrides) -> HeadConfig:
+    """The profile's price-head settings (`Profile.head`) with overrides, checked before anything is loaded."""
+    return validate_config(replace(profile.head, **overrides) if overrides else profile.head)
 
 
 class ConfigError(ValueError):

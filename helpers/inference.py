@@ -299,3 +299,41 @@ def price_distributions(model, tokenizer, prompts: Sequence[str], batch_size: in
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# Scoring a model's decodings (notebook 07 chooses one on validation)
+# --------------------------------------------------------------------------------------------------
+
+DECODINGS = ("greedy", "median price", "expected price")
+
+
+def score_decodings(model, tokenizer, items, fallback: float, label: str, profile: str, split: str,
+                    dataset: str = "sample", batch_size: int = 8, progress: bool = True,
+                    only: Sequence[str] = DECODINGS) -> dict:
+    """decoding -> EvalResult for greedy, median-price and expected-price decoding (or `only` some) of one model."""
+    import time
+
+    from helpers.evaluation import evaluate
+
+    unknown = set(only) - set(DECODINGS)
+    if unknown:
+        raise ValueError(f"unknown decoding(s) {sorted(unknown)}: choose from {DECODINGS}")
+    common = {"kind": "fine-tuned", "dataset": dataset, "profile": profile, "split": split, "fallback": fallback}
+    out = {}
+    if "greedy" in only:
+        started = time.perf_counter()
+        greedy, _ = predict_prices(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
+        out["greedy"] = evaluate(greedy, items, f"{label} (greedy)", seconds=time.perf_counter() - started, **common)
+    if {"median price", "expected price"} & set(only):
+        started = time.perf_counter()
+        dists = price_distributions(model, tokenizer, items["prompt"], batch_size=batch_size, progress=progress)
+        seconds = time.perf_counter() - started
+        for name in ("median price", "expected price"):
+            if name in only:
+                values = [d.median if name == "median price" else d.expected for d in dists]
+                out[name] = evaluate(values, items, f"{label} ({name})", seconds=seconds, **common)
+    return out
+
+
+def choose_decoding(validation: dict) -> str:
+    """The decoding with the lowest validation MAE (never chosen on test)."""
+    return min(validation, key=lambda name: validation[name].mae)

@@ -29,13 +29,19 @@ from pathlib import Path
 
 import torch
 
-from helpers.config import ConfigError, describe, help_field, parse_overrides, validate_config  # noqa: F401 (describe: notebook 08 imports it from here)
+from helpers.config import (  # noqa: F401 (describe, HeadConfig: notebook 08 imports them from here)
+    ConfigError,
+    HeadConfig,
+    describe,
+    head_config_for,
+    parse_overrides,
+    validate_config,
+)
 from helpers.distributed import (  # the one place that reads the launcher's environment
     is_main_process,
     local_rank,
     world_size,
 )
-from helpers.lora import ALL_LINEAR
 from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
 from helpers.provenance import HEAD_FILE, Provenance
@@ -45,70 +51,10 @@ PROVENANCE = HEAD_FILE  # beside the saved adapter + head: profile, data, settin
 SHIPPED_HEAD = REPO_ROOT / "adapters" / "smollm2-135m-price-head-gpu"  # trained at gpu-profile scale on an H200
 
 
-@dataclass(frozen=True)
-class HeadConfig:
-    """Every setting of a price-head run, with what it does (read by `describe`)."""
-
-    # --- the model: base, adapters, head ---
-    quantization: str = help_field("how the frozen base is stored: nf4-dq (QLoRA) on CPU, bf16 on a GPU", "nf4-dq")
-    target_modules: tuple[str, ...] = help_field("which matrices get LoRA adapters (all linear layers)", ALL_LINEAR)
-    r: int = help_field("LoRA rank", 16)
-    alpha: int = help_field("LoRA scaling: the update is multiplied by alpha / r", 32)
-    dropout: float = help_field("dropout on the adapter input", 0.0)
-    # --- the loss ---
-    loss: str = help_field("l1 (its minimiser is the median: what MAE rewards), huber, or mse (the mean)", "l1")
-    huber_delta: float = help_field("huber only: errors below this many standard deviations of log price are squared",
-                               1.0)
-    # --- training ---
-    epochs: float = help_field("passes over the training examples", 1.0)
-    batch_size: int = help_field("examples per device per step", 8)
-    learning_rate: float = help_field("peak learning rate, reached after the warm-up", 5e-4)
-    scheduler: str = help_field("learning-rate schedule after the warm-up", "cosine")
-    warmup_ratio: float = help_field("share of steps spent ramping the learning rate up from 0", 0.05)
-    weight_decay: float = help_field("AdamW weight decay", 0.0)
-    optimizer: str | None = help_field("None: adamw_torch_fused on CUDA, adamw_torch on CPU", None)
-    # --- sizes and bookkeeping ---
-    n_train: int | None = help_field("train on the first n examples of the training split (None: all of it)", None)
-    n_val: int | None = help_field("validation items scored at every evaluation (the best checkpoint is chosen on them)",
-                              None)
-    max_length: int = help_field("prompt tokens kept (our prompts stay well below)", 256)
-    max_steps: int = help_field("stop after this many steps (overrides epochs when > 0)", -1)
-    eval_steps: int = help_field("validation MAE every this many steps", 50)
-    save_steps: int = help_field("a checkpoint every this many steps (a multiple of eval_steps)", 50)
-    logging_steps: int = help_field("training loss logged every this many steps", 10)
-    seed: int = help_field("data order, adapter and head initialisation", 42)
-    # --- speed: how fast and in how much memory, not what is learned ---
-    group_by_length: bool = help_field("batches of similar length: less compute spent on padding", True)
-    gradient_checkpointing: bool = help_field("recompute activations in backward: less memory, ~30% slower", False)
-    cpu_bf16: bool = help_field("CPU only: compute in bf16 where the CPU has AVX512-BF16 (elsewhere fp32)", False)
-    report_to: str = help_field("where the Trainer also sends its logs: none, tensorboard or wandb", "none")
-
-
-HEAD_CONFIGS: dict[str, HeadConfig] = {
-    "smoke": HeadConfig(r=4, alpha=8, batch_size=4, n_train=16, n_val=8, max_steps=4, eval_steps=2, save_steps=2,
-                        logging_steps=1),
-    # The CPU budget of notebook 06's generative run buys about one pass over 1,600 examples with a 4-bit base. The
-    # learning rate was chosen on all 1,000 validation items with this recipe on a GPU (head_gpu.py sweep): 2.5e-4
-    # $162.30, 5e-4 $146.57, 1e-3 $151.02, 2e-3 $165.46.
-    "default": HeadConfig(n_train=1_600, n_val=100, batch_size=8, epochs=1, eval_steps=50, save_steps=50),
-    # The bf16 base fits a GPU easily (0.27 GB); two passes over the gpu profile's 40,000 examples at batch 128 and
-    # lr 1e-3 (linear scaling from 5e-4 at batch 64): on an H200 189 s at 49,802 tokens/s, peak 19.1 GiB, validation
-    # MAE $96.79 (benchmarks/results/head-h200-2026-12-01; one run, not a sweep).
-    "gpu": HeadConfig(quantization="bf16", batch_size=128, learning_rate=1e-3, epochs=2, n_val=1_000, eval_steps=125,
-                      save_steps=125, logging_steps=25),
-    # A hub model in 4-bit (QLoRA), as in notebook 06's course settings.
-    "course": HeadConfig(r=32, alpha=64, batch_size=16, epochs=1, learning_rate=2e-4, n_val=500, eval_steps=200,
-                         save_steps=200, gradient_checkpointing=True),
-}
-
-
 def config_for(profile: Profile, **overrides) -> HeadConfig:
-    """The profile's head config with overrides, checked before anything is loaded."""
-    if profile.name not in HEAD_CONFIGS:
-        raise ConfigError(f"No price-head settings for profile {profile.name!r}: add one to HEAD_CONFIGS "
-                          f"(known: {', '.join(HEAD_CONFIGS)}).")
-    config = HEAD_CONFIGS[profile.name]
-    return validate_config(replace(config, **overrides) if overrides else config)
+    """The profile's head settings (`Profile.head` in helpers/profiles.py) with overrides, checked before anything
+    is loaded."""
+    return head_config_for(profile, **overrides)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,7 +459,7 @@ def predict(model, tokenizer, texts: Sequence[str], scale: PriceScale, batch_siz
 
 def ship_head(head_dir: str | Path, out_dir: str | Path, extra: dict | None = None) -> Path:
     """The adapters + head as bf16 safetensors with their config and provenance (no tokenizer, no base)."""
-    from helpers.ladder import ship_adapter
+    from helpers.adapters import ship_adapter
 
     return ship_adapter(head_dir, out_dir, extra=extra, provenance=PROVENANCE)
 

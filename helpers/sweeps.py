@@ -24,29 +24,11 @@ from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
 from helpers.training import ALL_LINEAR, TrainConfig
 
-
-@dataclass(frozen=True)
-class LabSize:
-    n_train: int
-    n_val: int
-    words: int  # description words kept in each prompt (short prompts make runs cheap)
-    batch_size: int
-    epochs_long: int  # the epochs sweep trains this long, evaluating every half epoch,
-    epochs_train: int  # on this few examples, so that overfitting shows within the budget
-
-
 EPOCHS_LR = 2e-3  # the epochs sweep's learning rate (see sweeps())
-
-LAB_SIZES = {
-    "smoke": LabSize(n_train=4, n_val=2, words=8, batch_size=2, epochs_long=2, epochs_train=4),
-    "default": LabSize(n_train=64, n_val=32, words=40, batch_size=8, epochs_long=16, epochs_train=8),
-    "gpu": LabSize(n_train=2048, n_val=256, words=120, batch_size=32, epochs_long=8, epochs_train=256),
-}
-
 
 def base_config(profile: Profile) -> TrainConfig:
     """The reference run every sweep varies one setting of: r=16, alpha=2r, q/k/v/o, dropout 0.1, lr 4e-4."""
-    size = LAB_SIZES.get(profile.name, LAB_SIZES["default"])
+    size = profile.lab
     steps_per_epoch = max(1, size.n_train // size.batch_size)
     return TrainConfig(target_modules=ATTENTION, r=16, alpha=32, dropout=0.1, learning_rate=4e-4, epochs=1,
                        batch_size=size.batch_size, n_train=size.n_train, n_val=size.n_val, max_steps=-1,
@@ -55,23 +37,22 @@ def base_config(profile: Profile) -> TrainConfig:
 
 
 def sweeps(profile: Profile) -> dict[str, list[tuple[str, TrainConfig]]]:
-    """Sweep name -> [(label, config)] for a profile; smoke keeps two points per sweep."""
+    """Sweep name -> [(label, config)] for a profile (sizes: `Profile.lab`); a short lab (smoke) keeps two points per sweep."""
     base = base_config(profile)
-    size = LAB_SIZES.get(profile.name, LAB_SIZES["default"])
-    ranks = (4, 16, 64) if profile.name != "smoke" else (4, 16)
+    size = profile.lab
+    ranks = (4, 16) if size.short else (4, 16, 64)
     out = {
         "rank (alpha = 2r)": [(f"r={r}", replace(base, r=r, alpha=2 * r)) for r in ranks],
         "rank (alpha = 32)": [(f"r={r}", replace(base, r=r, alpha=32)) for r in ranks],
         "learning rate": [(f"{lr:g}", replace(base, learning_rate=lr))
-                          for lr in ((1e-4, 4e-4, 1e-3, 3e-3) if profile.name != "smoke" else (1e-4, 1e-3))],
+                          for lr in ((1e-4, 1e-3) if size.short else (1e-4, 4e-4, 1e-3, 3e-3))],
         "target modules": [("attention (q,k,v,o)", base), ("all linear", replace(base, target_modules=ALL_LINEAR))],
-        "dropout": [(f"{d:g}", replace(base, dropout=d)) for d in ((0.0, 0.1, 0.3) if profile.name != "smoke"
-                                                                   else (0.0, 0.3))],
+        "dropout": [(f"{d:g}", replace(base, dropout=d)) for d in ((0.0, 0.3) if size.short else (0.0, 0.1, 0.3))],
         "batch x accumulation": [
             (f"{b} x {size.batch_size // b}", replace(base, batch_size=b, grad_accum=size.batch_size // b,
                                                       eval_steps=base.eval_steps, save_steps=base.save_steps))
-            for b in ((size.batch_size, size.batch_size // 2, size.batch_size // 4) if profile.name != "smoke"
-                      else (size.batch_size, size.batch_size // 2))],
+            for b in ((size.batch_size, size.batch_size // 2) if size.short
+                      else (size.batch_size, size.batch_size // 2, size.batch_size // 4))],
     }
     half = max(1, size.epochs_train // size.batch_size // 2)
     # at the reference 4e-4, 10 epochs of 16 examples still improved the validation loss at every step
@@ -109,7 +90,7 @@ def lab_data(profile: Profile, words: int | None = None):
     from helpers.curation import make_prompt
     from helpers.data import load_splits
 
-    words = words or LAB_SIZES.get(profile.name, LAB_SIZES["default"]).words
+    words = words or profile.lab.words
     data, _ = load_splits(profile)
     shorten = lambda row: {"prompt": make_prompt(" ".join(row["text"].split()[:words]))}  # noqa: E731
     return DatasetDict({name: split.map(shorten) for name, split in data.items()})

@@ -1,5 +1,6 @@
-"""QLoRA fine-tuning with peft + trl: the model, the trainer, checkpoints and adapters for a TrainConfig
-(helpers.config), one entry point for notebook and GPU.
+"""QLoRA fine-tuning with peft + trl: the model, the trainer, checkpoints and the saved adapter for a TrainConfig
+(helpers.config), one entry point for notebook and GPU. What happens to an adapter after training (load, merge,
+score, upload, ship) is in helpers.adapters.
 
 Command line (the notebook and a GPU run share it):
 
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.adapters import evaluate_adapter
 from helpers.config import (  # noqa: F401 (the run's settings live there; notebooks also import them from here)
-    TRAIN_CONFIGS,
     ConfigError,
     TrainConfig,
     config_for,
@@ -32,7 +33,6 @@ from helpers.lora import ALL_LINEAR  # noqa: F401
 from helpers.paths import outputs_dir, shown
 from helpers.profiles import Profile, get_profile, profile_name
 from helpers.provenance import TRAINING_FILE, Provenance
-from helpers.provenance import read as read_provenance
 
 
 def decide_checkpointing(config: TrainConfig, model_config, cuda: bool | None = None,
@@ -600,86 +600,6 @@ def fit_adapter(trainer, profile: Profile, config: TrainConfig, output_dir: Path
         peak_gpu_gb=peak and round(peak, 2), peak_rss_gb=result.peak_rss_gb and round(result.peak_rss_gb, 2),
     ).with_fields(**(extra_provenance or {})).write(adapter_dir / TRAINING_FILE)
     return result
-
-
-def load_adapter(profile: Profile, adapter_dir: str | os.PathLike, quantization: str | None = None,
-                 same_kernels_as_training: bool = True, compute_dtype: torch.dtype | None = None):
-    """Base model (4-bit by default) + a saved adapter, ready for inference.
-
-    same_kernels_as_training keeps bitsandbytes' CPU bf16 inference repack off, so the reloaded model
-    computes exactly as it did during training (the repacked path rounds through bf16: logits move by
-    up to ~0.7 on SmolLM2, enough to change a greedy digit now and then).
-    """
-    from peft import PeftModel
-
-    from helpers.models import check_adapter_files, guard_bnb_cpu_training, load_base_model
-
-    quantization = quantization or read_provenance(check_adapter_files(adapter_dir)).config["quantization"]
-    loaded = load_base_model(profile.model_id, quantization=quantization, compute_dtype=compute_dtype)
-    if same_kernels_as_training and quantization in ("nf4", "nf4-dq", "fp4"):
-        guard_bnb_cpu_training(loaded.model)
-    model = PeftModel.from_pretrained(loaded.model, str(adapter_dir)).eval()
-    return model, loaded.tokenizer
-
-
-def merge_adapter(profile: Profile, adapter_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Fold the LoRA update into a 16/32-bit copy of the base (W + (alpha/r)·BA) and save a plain model.
-
-    A 4-bit base cannot hold the merged weights exactly, so deployment merges into the unquantized base:
-    bf16 on a GPU, fp32 on CPU. The result loads with AutoModelForCausalLM alone, no peft needed.
-    """
-    from peft import PeftModel
-
-    from helpers.models import load_base_model
-
-    loaded = load_base_model(profile.model_id, quantization="bf16" if torch.cuda.is_available() else "fp32")
-    merged = PeftModel.from_pretrained(loaded.model, str(adapter_dir)).merge_and_unload()
-    out_dir = Path(out_dir)
-    merged.save_pretrained(str(out_dir))
-    loaded.tokenizer.save_pretrained(str(out_dir))
-    return out_dir
-
-
-def evaluate_adapter(profile: Profile, adapter_dir: str | os.PathLike, n_items: int | None = None,
-                     batch_size: int | None = None, results_file: Path | None = None, record: bool = True,
-                     label: str = "QLoRA") -> list:
-    """Score base + adapter on the test split three ways (greedy, expected price, median price); record them."""
-    from helpers.data import load_splits
-    from helpers.evaluation import record_result, train_median
-    from helpers.ladder import score_decodings
-
-    data, _ = load_splits(profile)
-    test = data["test"].select(range(min(n_items or profile.eval_items, len(data["test"]))))
-    model, tokenizer = load_adapter(profile, adapter_dir)
-    short = (profile.model_id or "SmolLM2-135M-Instruct").split("/")[-1]
-    scored = score_decodings(model, tokenizer, test, fallback=train_median(data), label=f"{short} + {label}",
-                             profile=profile.name, split="test", dataset=profile.dataset,
-                             batch_size=batch_size or (64 if torch.cuda.is_available() else 8))
-    results = [scored["greedy"], scored["expected price"], scored["median price"]]
-    if record:
-        for result in results:
-            record_result(result, results_file)
-    return results
-
-
-def push_adapter(adapter_dir: str | os.PathLike, repo_id: str, private: bool = True, token: str | None = None) -> str:
-    """Upload a saved adapter folder (weights, config, provenance; never the base model) to the Hugging Face hub.
-
-    Off unless called. The token comes from `hf auth login`, Colab's HF_TOKEN secret or `token`; it is never
-    printed. Returns the repository's URL."""
-    from huggingface_hub import HfApi
-
-    folder = Path(adapter_dir)
-    if not (folder / "adapter_model.safetensors").is_file():
-        raise FileNotFoundError(f"{folder} holds no adapter_model.safetensors: pass the adapter folder that training "
-                                "saved (outputs/<profile>/training/adapter)")
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                      commit_message="adapter from the fine-tuning workbook",
-                      allow_patterns=["adapter_*", TRAINING_FILE, "README.md", "tokenizer*",
-                                      "special_tokens_map.json", "chat_template.jinja"])
-    return str(url)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,18 @@ import dataclasses
 
 import pytest
 
-from helpers.config import TRAIN_CONFIGS, ConfigError, TrainConfig, config_for, describe, help_field
-from helpers.profiles import PROFILES, get_profile
+from helpers.config import (
+    ChatSize,
+    ConfigError,
+    HeadConfig,
+    LabSize,
+    NotebookSizes,
+    TrainConfig,
+    config_for,
+    describe,
+    help_field,
+)
+from helpers.profiles import PROFILES, Profile, ProfileError, get_profile
 
 
 def test_every_setting_says_what_it_does_from_its_metadata():
@@ -22,11 +32,22 @@ def test_every_setting_says_what_it_does_from_its_metadata():
     assert describe(Other()) == [("depth", 3, "how deep"), ("plain", 1, "")]
 
 
-def test_every_profile_has_a_preset_and_an_unknown_one_is_refused():
-    assert set(PROFILES) == set(TRAIN_CONFIGS)
-    new = dataclasses.replace(get_profile("gpu"), name="t4")
-    with pytest.raises(ConfigError, match="profile 't4' has no training preset: add one to TRAIN_CONFIGS"):
-        config_for(new)
+def test_a_profile_is_one_literal_with_every_setting_and_an_unknown_one_is_refused():
+    kinds = {"train": TrainConfig, "head": HeadConfig, "lab": LabSize, "chat": ChatSize, "notebook": NotebookSizes}
+    for profile in PROFILES.values():
+        assert {name: type(getattr(profile, name)) for name in kinds} == kinds, profile.name
+    # a profile written without its settings fails where it is written, naming what is missing
+    sizes = dict(name="t4", description="", model_id=None, dataset="sample", n_train=10, n_val=2, n_test=2,
+                 eval_items=2, ppl_tokens=16)
+    with pytest.raises(TypeError, match="train.*head.*lab.*chat.*notebook"):
+        Profile(**sizes)
+    with pytest.raises(ProfileError, match="Unknown profile 't4'"):
+        get_profile("t4")
+    # a new profile is one edit: its literal carries its training preset, and config_for reads it from there
+    t4 = Profile(**sizes, train=TrainConfig(batch_size=4), head=HeadConfig(), lab=LabSize(), chat=ChatSize(),
+                 notebook=NotebookSizes())
+    assert config_for(t4).batch_size == 4 and config_for(t4, batch_size=2).batch_size == 2
+    assert config_for(get_profile("default")) is PROFILES["default"].train
     assert config_for(get_profile("default"), r=8).r == 8
     with pytest.raises(ConfigError, match="r=0: must be an integer >= 1"):
         config_for(get_profile("default"), r=0)

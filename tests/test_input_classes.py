@@ -354,11 +354,11 @@ def test_an_over_long_prompt_is_cut_on_the_left_with_a_count(embedded_dir):
 def test_a_training_size_the_split_cannot_give_is_refused():
     from datasets import Dataset
 
-    from helpers.price_head import HEAD_CONFIGS
-    from helpers.training import TRAIN_CONFIGS, ConfigError, first_examples
+    from helpers.profiles import PROFILES
+    from helpers.training import ConfigError, first_examples
 
     data = {"train": Dataset.from_dict({"x": list(range(200))}), "validation": Dataset.from_dict({"x": list(range(20))})}
-    for config in (TRAIN_CONFIGS["default"], HEAD_CONFIGS["default"]):
+    for config in (PROFILES["default"].train, PROFILES["default"].head):
         with pytest.raises(ConfigError, match=r"n_train=100,000, but the train split of profile p has 200 examples"):
             first_examples(data, dataclasses.replace(config, n_train=100_000, n_val=None), "p")
         train, val = first_examples(data, dataclasses.replace(config, n_train=150, n_val=None))
@@ -413,9 +413,10 @@ def test_a_damaged_adapter_is_named_before_any_model_loads(tmp_path, damage):
 
 def test_a_run_that_would_fail_after_loading_is_refused_at_the_door(tmp_path, embedded_dir):
     from helpers.profiles import get_profile
-    from helpers.training import TRAIN_CONFIGS, ConfigError, check_run
+    from helpers.training import ConfigError, check_run
 
-    profile, config = get_profile("smoke"), TRAIN_CONFIGS["smoke"]
+    profile = get_profile("smoke")
+    config = profile.train
     check_run(profile, config, tmp_path / "run", resume=False)  # a good run passes
     a_file = tmp_path / "file"
     a_file.write_text("x")
@@ -431,10 +432,10 @@ def test_a_run_that_would_fail_after_loading_is_refused_at_the_door(tmp_path, em
 
 def test_a_resume_with_other_settings_says_what_differs(tmp_path, embedded_dir):
     from helpers.profiles import get_profile
-    from helpers.training import TRAIN_CONFIGS, ConfigError, check_run, train
+    from helpers.training import ConfigError, check_run, train
 
     profile = get_profile("smoke")
-    config = dataclasses.replace(TRAIN_CONFIGS["smoke"], max_steps=2, eval_steps=2, save_steps=2)
+    config = dataclasses.replace(get_profile("smoke").train, max_steps=2, eval_steps=2, save_steps=2)
     train(profile, config, tmp_path / "run")
     check_run(profile, dataclasses.replace(config, max_steps=4), tmp_path / "run", resume=True)  # more steps: fine
     changed = dataclasses.replace(config, r=8, alpha=16, learning_rate=config.learning_rate * 2)

@@ -3,17 +3,10 @@ import json
 import matplotlib
 import pytest
 
+from helpers.adapters import SHIPPED_ADAPTER, ship_adapter, shipped_provenance
 from helpers.evaluation import evaluate
-from helpers.ladder import (
-    COURSE_REAL_DATA,
-    SHIPPED_ADAPTER,
-    adapter_records_name,
-    choose_decoding,
-    crossing,
-    ladder_rows,
-    ship_adapter,
-    shipped_provenance,
-)
+from helpers.inference import choose_decoding
+from helpers.ladder import COURSE_REAL_DATA, adapter_records_name, crossing, ladder_rows
 from helpers.plots import plot_data_curve, plot_ladder  # noqa: E402
 
 matplotlib.use("Agg")
@@ -100,7 +93,7 @@ def test_larger_training_splits_extend_the_shipped_catalog():
 
 
 def test_score_decodings_refuses_an_unknown_decoding():
-    from helpers.ladder import score_decodings
+    from helpers.inference import score_decodings
 
     with pytest.raises(ValueError, match="unknown decoding"):
         score_decodings(None, None, {"prompt": []}, fallback=1.0, label="x", profile="t", split="test", only=["beam"])

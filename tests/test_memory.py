@@ -83,9 +83,9 @@ def test_planner_within_15_percent_of_the_gpu_profiles_measured_peaks(smol):
     """Issue 19's new settings (bf16 base, batch 256, r = 16 on all linear layers, no dropout), trained through the
     Trainer on the H100 (benchmarks/results/speed-h100-2026-11-24): peaks 39.35 GiB without checkpointing and 3.83
     with. The longest batch pads to the longest of those 16,384 examples, 184 tokens."""
-    from helpers.training import TRAIN_CONFIGS
+    from helpers.profiles import PROFILES
 
-    gpu = TRAIN_CONFIGS["gpu"]
+    gpu = PROFILES["gpu"].train
     runs = {r["name"]: r for f in ("lr_benchmark_speed.json", "ckpt_benchmark_speed.json")
             for r in json.loads((REPO_ROOT / "benchmarks/results/speed-h100-2026-11-24" / f).read_text())}
     for name, checkpointing in (("lr x2", False), ("checkpointing", True)):
@@ -114,9 +114,9 @@ def test_parameter_groups_add_up_and_match_the_models_own_parameters(smol, embed
 def test_planner_within_15_percent_with_fused_kernels(smol):
     """The gpu profile with Liger's kernels, with and without checkpointing, and the course's 8B under a T4's cap
     (H200, benchmarks/results/fused-h200-2026-12-01)."""
-    from helpers.training import TRAIN_CONFIGS
+    from helpers.profiles import PROFILES
 
-    gpu = TRAIN_CONFIGS["gpu"]
+    gpu = PROFILES["gpu"].train
     folder = REPO_ROOT / "benchmarks/results/fused-h200-2026-12-01"
     runs = {r["name"]: r for r in json.loads((folder / "speed_fused.json").read_text())}
     for name, checkpointing in (("fused kernels", False), ("fused kernels, checkpointing", True)):

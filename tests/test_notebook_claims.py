@@ -135,14 +135,11 @@ def test_the_check_catches_a_stale_number():
 
 
 def _sizes():
-    from helpers.price_head import HEAD_CONFIGS
     from helpers.profiles import PROFILES
-    from helpers.sweeps import LAB_SIZES
-    from helpers.training import TRAIN_CONFIGS
 
-    return {"06": TRAIN_CONFIGS["default"].n_train, "06 split": PROFILES["default"].n_train,
-            "08": HEAD_CONFIGS["default"].n_train, "09": LAB_SIZES["default"].n_train,
-            "09 val": LAB_SIZES["default"].n_val}
+    default = PROFILES["default"]
+    return {"06": default.train.n_train, "06 split": default.n_train, "08": default.head.n_train,
+            "09": default.lab.n_train, "09 val": default.lab.n_val}
 
 
 # what a cell prints about the size of its run -> the default profile's setting it must equal (issue 28: 06 once

@@ -4,14 +4,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers.profiles import get_profile
+from helpers.adapters import evaluate_adapter, load_adapter
+from helpers.profiles import PROFILES, get_profile
 from helpers.training import (
-    TRAIN_CONFIGS,
     TrainConfig,
     config_for,
     describe,
-    evaluate_adapter,
-    load_adapter,
     train,
 )
 
@@ -67,8 +65,8 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from helpers.adapters import merge_adapter
     from helpers.models import load_base_model
-    from helpers.training import merge_adapter
 
     merged_dir = merge_adapter(profile, adapter, tmp_path / "merged")
     assert not any(p.name.startswith("adapter_") for p in merged_dir.iterdir())
@@ -82,7 +80,7 @@ def test_qlora_trains_saves_adapter_only_and_resumes(tmp_path, embedded_dir):
 
 
 def test_every_setting_is_explained_and_profiles_differ():
-    rows = describe(TRAIN_CONFIGS["default"])
+    rows = describe(PROFILES["default"].train)
     assert [name for name, _, _ in rows][:5] == ["target_modules", "r", "alpha", "quantization", "dropout"]
     assert all(note for _, _, note in rows), [name for name, _, note in rows if not note]
     assert config_for(get_profile("smoke")).max_steps > 0 and config_for(get_profile("gpu")).max_steps == -1
@@ -112,7 +110,7 @@ def test_command_line_overrides_are_typed_and_checked():
             {"max_length": 0}, "max_length=0"), ({"quantization": "nf3"}, "choose one of"), ({"r": 2.5}, "r=2.5"):
         with pytest.raises(ConfigError, match=message):
             validate_config(TrainConfig(**override))
-    for config in TRAIN_CONFIGS.values():
+    for config in (p.train for p in PROFILES.values()):
         assert validate_config(config) is config
 
 
@@ -201,7 +199,7 @@ def test_checkpointing_is_decided_by_the_planner_on_a_gpu_and_never_on_cpu(embed
 def test_push_adapter_uploads_only_the_adapter_without_network(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from helpers.training import push_adapter
+    from helpers.adapters import push_adapter
 
     calls = []
 
@@ -291,7 +289,7 @@ def test_cpu_bf16_needs_the_instruction_set_and_falls_back_with_a_message(capsys
     assert not cpu_bf16_active(TrainConfig(), cuda=False, has_bf16=True)
     assert not cpu_bf16_active(asked, cuda=False, has_bf16=False, announce=True)
     assert "no AVX512-BF16" in capsys.readouterr().out
-    assert TRAIN_CONFIGS["default"].cpu_bf16 and not TRAIN_CONFIGS["smoke"].cpu_bf16
+    assert PROFILES["default"].train.cpu_bf16 and not PROFILES["smoke"].train.cpu_bf16
     from bitsandbytes.functional import has_avx512bf16
 
     assert _sft_config(asked, tmp_path, cuda=False, bf16=False).bf16 == has_avx512bf16()
