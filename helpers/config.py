@@ -154,11 +154,6 @@ def config_for(profile: Profile, **overrides) -> TrainConfig:
     return validate_config(replace(profile.train, **overrides) if overrides else profile.train)
 
 
-def head_config_for(profile: Profile, **overrides) -> HeadConfig:
-    """The profile's price-head settings (`Profile.head`) with overrides, checked before anything is loaded."""
-    return validate_config(replace(profile.head, **overrides) if overrides else profile.head)
-
-
 class ConfigError(ValueError):
     """A training setting of the wrong type or out of range: found before any model is loaded."""
 

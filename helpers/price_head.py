@@ -33,7 +33,6 @@ from helpers.config import (  # noqa: F401 (describe, HeadConfig: notebook 08 im
     ConfigError,
     HeadConfig,
     describe,
-    head_config_for,
     parse_overrides,
     validate_config,
 )
@@ -54,7 +53,7 @@ SHIPPED_HEAD = REPO_ROOT / "adapters" / "smollm2-135m-price-head-gpu"  # trained
 def config_for(profile: Profile, **overrides) -> HeadConfig:
     """The profile's head settings (`Profile.head` in helpers/profiles.py) with overrides, checked before anything
     is loaded."""
-    return head_config_for(profile, **overrides)
+    return validate_config(replace(profile.head, **overrides) if overrides else profile.head)
 
 
 # --------------------------------------------------------------------------------------------------
