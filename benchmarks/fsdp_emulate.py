@@ -1,7 +1,7 @@
 """FSDP-QLoRA measured without the hub: a course model with random weights, on one GPU and sharded over two.
 
 The architecture decides memory and speed, not the weights. This trains a random-weight model built from
-`data/configs/` through the workbook's own pieces (`quantization_config`, `add_adapters`, `_sft_config` and
+`data/configs/` through the workbook's own pieces (`runplan.decide`, `quantization_config`, `add_adapters`, `_sft_config` and
 the workbook's SFTTrainer) on random token ids, and reports per process: peak GPU memory, step time,
 tokens/s, and the memory planner's single-GPU estimate.
 
@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace as dc_replace
 from pathlib import Path
 
 import torch
@@ -28,8 +29,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.speed import step_timer  # noqa: E402
+from helpers import distributed  # noqa: E402
 from helpers.memory import GIB, Architecture, estimate  # noqa: E402
 from helpers.models import load_model_config, quantization_config  # noqa: E402
+from helpers.profiles import detect_device  # noqa: E402
+from helpers.runplan import decide  # noqa: E402
 from helpers.training import ALL_LINEAR, TrainConfig, _sft_config, _trainer_class, add_adapters, validate_config  # noqa: E402
 
 
@@ -80,8 +84,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cuda = torch.cuda.is_available()
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local = int(os.environ.get("LOCAL_RANK", 0))
+    rank, world, local = distributed.rank(), distributed.world_size(), distributed.local_rank()
     if cuda:
         torch.cuda.set_device(local)
         if cap_gib:  # a smaller card's memory (a T4 shows 15.0 GiB usable)
@@ -92,11 +95,12 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
         target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
         max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, fsdp_version=fsdp_version, logging_steps=1, warmup_ratio=0.0,
         group_by_length=False, learning_rate=1e-4, fused_kernels=fused_kernels, optimizer=optimizer))
-    if cuda and not fp16:  # a T4 reports bf16 as supported but only emulates it: decide by compute capability
-        from helpers.profiles import native_bf16
-
-        fp16 = not native_bf16()
-    dtype = (torch.float16 if fp16 else torch.bfloat16) if cuda else torch.float32
+    device = detect_device()
+    if cuda and fp16:  # a T4 emulated on a newer card: its fp16 mixed precision and its memory
+        device = dc_replace(device, compute_dtype=torch.float16, bf16=False, fp16=True,
+                            total_memory_gib=cap_gib or device.total_memory_gib)
+    run_plan = decide(config, device)  # checkpointing is given: no model config needed
+    dtype = run_plan.compute_dtype
     qconfig = quantization_config(config.quantization, dtype, quant_storage=dtype if fsdp else None)
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, quantization_config=qconfig,
@@ -104,13 +108,13 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     load_s = time.perf_counter() - started
     loaded_gib = torch.cuda.memory_allocated() / GIB if cuda else None
     torch.manual_seed(0)  # the same adapter initialisation in every process
-    model = add_adapters(model, config, checkpointing)
+    model = add_adapters(model, config, run_plan.checkpointing)
     vocab = model.config.vocab_size
     gen = torch.Generator().manual_seed(0)  # every process draws the same ids; the sampler shards them
     ids = torch.randint(3, vocab, (steps * batch * world, seq), generator=gen)
     data = Dataset.from_dict({"input_ids": ids.tolist()})
     out_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fsdp_emulate_{name}_{rank}"
-    args = _sft_config(config, out_dir, cuda=cuda, bf16=cuda and not fp16, evaluate=False, checkpoints=False)
+    args = _sft_config(config, out_dir, run_plan, evaluate=False, checkpoints=False)
     args.disable_tqdm = True
     timer = step_timer()
     trainer = _trainer_class()(model=model, args=args, train_dataset=data,

@@ -39,7 +39,6 @@ from helpers.config import (  # noqa: F401 (describe, HeadConfig: notebook 08 im
 from helpers.distributed import (  # the one place that reads the launcher's environment
     is_main_process,
     local_rank,
-    world_size,
 )
 from helpers.paths import REPO_ROOT, outputs_dir
 from helpers.profiles import Profile, get_profile, profile_name
@@ -93,9 +92,10 @@ class PriceScale:
 
 
 def compute_dtype(config: HeadConfig, cuda: bool) -> torch.dtype:
-    """bf16 on GPUs that have it natively, fp16 on older ones (T4), on CPU bf16 only with AVX512-BF16."""
+    """bf16 on GPUs that have it natively, fp16 on older ones (T4), on CPU bf16 only with AVX512-BF16 (the run's
+    plan decides it the same way: helpers.runplan)."""
     from helpers.profiles import native_bf16
-    from helpers.training import cpu_bf16_active
+    from helpers.runplan import cpu_bf16_active
 
     if cuda:
         return torch.bfloat16 if native_bf16() else torch.float16
@@ -117,9 +117,9 @@ def lora_config(config: HeadConfig):
                       target_modules=list(config.target_modules), task_type="SEQ_CLS")
 
 
-def training_arguments(config: HeadConfig, output_dir: str | Path, cuda: bool, dtype: torch.dtype,
-                       evaluate: bool = True):
-    """TrainingArguments: the best checkpoint by validation MAE in dollars, checkpoints to resume from."""
+def training_arguments(config: HeadConfig, output_dir: str | Path, run_plan, evaluate: bool = True):
+    """TrainingArguments: the best checkpoint by validation MAE in dollars, checkpoints to resume from; precision,
+    optimizer, checkpointing and processes as the run's plan decided them (helpers.runplan)."""
     import dataclasses
 
     from transformers import TrainingArguments
@@ -131,8 +131,8 @@ def training_arguments(config: HeadConfig, output_dir: str | Path, cuda: bool, d
                  else {"group_by_length": True})
     # transformers 5.23 renamed gradient_checkpointing (Colab's 5.15 has only the old name)
     extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = \
-        config.gradient_checkpointing
-    if world_size() > 1 and not cuda:
+        run_plan.checkpointing
+    if run_plan.processes > 1 and not run_plan.cuda:
         extra["ddp_backend"] = "gloo"
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -144,7 +144,7 @@ def training_arguments(config: HeadConfig, output_dir: str | Path, cuda: bool, d
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_ratio,  # a value below 1 is a share of the total steps
         weight_decay=config.weight_decay,
-        optim=config.optimizer or ("adamw_torch_fused" if cuda else "adamw_torch"),
+        optim=run_plan.optimizer,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps,
         save_strategy="steps" if evaluate else "no",
@@ -155,9 +155,9 @@ def training_arguments(config: HeadConfig, output_dir: str | Path, cuda: bool, d
         greater_is_better=False,
         logging_steps=config.logging_steps,
         label_names=["labels"],  # peft's wrapper hides the model's signature from the Trainer
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
-        use_cpu=not cuda,
+        bf16=run_plan.mixed_precision == "bf16",
+        fp16=run_plan.mixed_precision == "fp16",
+        use_cpu=not run_plan.cuda,
         report_to=config.report_to,
         seed=config.seed,
         dataloader_num_workers=0,
@@ -170,11 +170,12 @@ def workbook_objects(config: HeadConfig, device, output_dir: str | Path, argumen
     """BitsAndBytesConfig (None for a 16/32-bit base), LoraConfig and TrainingArguments as the helpers build them
     for a config on a device; notebook 08 builds the same in visible cells (compare with
     `training.object_differences`)."""
-    cuda = device.device == "cuda"
-    dtype = compute_dtype(config, cuda) if not cuda else device.compute_dtype
-    objects = {"bnb_config": bnb_config(config, dtype), "lora_config": lora_config(config)}
+    from helpers.runplan import decide
+
+    run_plan = decide(config, device)
+    objects = {"bnb_config": bnb_config(config, run_plan.compute_dtype), "lora_config": lora_config(config)}
     if arguments:  # TrainingArguments for a GPU can only be built where one is present
-        objects["training_args"] = training_arguments(config, output_dir, cuda, dtype)
+        objects["training_args"] = training_arguments(config, output_dir, run_plan)
     return objects
 
 
@@ -295,10 +296,9 @@ def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, da
     """(the Trainer for a profile and head config, the target's standardisation fitted on its training examples)."""
     from transformers import DataCollatorWithPadding, Trainer
 
-    from helpers.profiles import check_device
+    from helpers.runplan import plan
 
-    device = check_device(profile)
-    cuda = device.device == "cuda"
+    run_plan = plan(profile, config)  # device, precision, optimizer, checkpointing: decided before anything loads
     strict = data is None  # the profile's own splits: a size they cannot give is an error
     if data is None:
         from helpers.data import load_splits
@@ -306,13 +306,12 @@ def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, da
         data, _ = load_splits(profile)
     train_set, val_set = select_examples(data, config, strict)
     scale = PriceScale.fit(train_set["price"])  # from the training examples only
-    dtype = compute_dtype(config, cuda)
     torch.manual_seed(config.seed)
-    model, tokenizer = load_head_base(profile, config, dtype)
+    model, tokenizer = load_head_base(profile, config, run_plan.compute_dtype)
     model = add_head_adapters(model, config)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, output_dir, cuda, dtype, evaluate=evaluate),
+        args=training_arguments(config, output_dir, run_plan, evaluate=evaluate),
         train_dataset=tokenize_split(train_set, tokenizer, scale, config.max_length),
         eval_dataset=tokenize_split(val_set, tokenizer, scale, config.max_length),
         data_collator=DataCollatorWithPadding(tokenizer),

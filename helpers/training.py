@@ -28,66 +28,29 @@ from helpers.config import (  # noqa: F401 (the run's settings live there; noteb
     parse_overrides,
     validate_config,
 )
-from helpers.distributed import is_main_process, world_size  # the one place that reads the launcher's environment
+from helpers.distributed import is_main_process  # the one place that reads the launcher's environment
 from helpers.lora import ALL_LINEAR  # noqa: F401
 from helpers.paths import outputs_dir, shown
 from helpers.profiles import Profile, get_profile, profile_name
 from helpers.provenance import TRAINING_FILE, Provenance
+from helpers.runplan import (  # noqa: F401 (notebook 06 and the tests import these from here)
+    RunPlan,
+    compute_dtype_for,
+    cpu_bf16_active,
+    decide_checkpointing,
+    plan,
+)
 
 
-def decide_checkpointing(config: TrainConfig, model_config, cuda: bool | None = None,
-                         gpu_bytes: int | None = None) -> bool:
-    """The setting if given; otherwise on a GPU only where the memory planner (trainer form, longest batch =
-    max_length) says the run would not fit in 80% of the GPU without it. Never on CPU: memory is plentiful
-    there and recomputation costs ~30% time."""
-    if config.gradient_checkpointing is not None:
-        return config.gradient_checkpointing
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if not cuda:
-        return False
-    from helpers.memory import CONTEXT_GIB, GIB, Architecture, estimate
-
-    method = "lora" if config.quantization in ("bf16", "fp16", "fp32") else "qlora"
-    fused = bool(config.fused_kernels) or (config.fused_kernels is None and fused_kernels_problem(cuda) is None)
-    planned = estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
-                       config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout,
-                       fused_kernels=fused)
-    gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
-    return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
-
-
-def cpu_bf16_active(config: TrainConfig, cuda: bool, has_bf16: bool | None = None, announce: bool = False) -> bool:
-    """Whether this run computes in bf16 on the CPU: asked for, no GPU, and a CPU with AVX512-BF16. Without that
-    instruction set bf16 matmuls are emulated and slower than fp32, so the setting falls back (and says so)."""
-    if not config.cpu_bf16 or cuda:
-        return False
-    if has_bf16 is None:
-        from bitsandbytes.functional import has_avx512bf16
-
-        has_bf16 = has_avx512bf16()
-    if not has_bf16 and announce:
-        print("cpu_bf16: this CPU has no AVX512-BF16, so bf16 would be slower than fp32 here; computing in fp32")
-    return has_bf16
-
-
-def compute_dtype_for(config: TrainConfig, device, announce: bool = False) -> torch.dtype:
-    """The dtype the 4-bit layers compute in and the Trainer mixes in: bf16 on GPUs that have it natively, fp16
-    on older ones (a T4), on CPU bf16 only where the CPU has AVX512-BF16 and the config asks for it, else fp32."""
-    if device.device == "cuda":
-        return device.compute_dtype
-    return torch.bfloat16 if cpu_bf16_active(config, cuda=False, announce=announce) else torch.float32
-
-
-def build_model(profile: Profile, config: TrainConfig):
-    """4-bit base + LoRA adapters, ready to train; the bitsandbytes CPU guard is applied on load."""
+def build_model(profile: Profile, config: TrainConfig, run_plan: RunPlan | None = None):
+    """4-bit base + LoRA adapters, ready to train, as the run's plan says (compute dtype, checkpointing); the
+    bitsandbytes CPU guard is applied on load."""
     from helpers.models import load_base_model
-    from helpers.profiles import detect_device
 
-    dtype = compute_dtype_for(config, detect_device(), announce=True)
+    run_plan = run_plan or plan(profile, config, announce=True)
     loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp,
-                             compute_dtype=dtype)
-    checkpointing = decide_checkpointing(config, loaded.model.config)
-    return add_adapters(loaded.model, config, checkpointing), loaded.tokenizer
+                             compute_dtype=run_plan.compute_dtype)
+    return add_adapters(loaded.model, config, run_plan.checkpointing), loaded.tokenizer
 
 
 def lora_config(config: TrainConfig):
@@ -173,8 +136,10 @@ def fsdp_settings(config: TrainConfig, checkpointing: bool) -> dict:
     return settings
 
 
-def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, evaluate: bool = True,
+def _sft_config(config: TrainConfig, output_dir: Path, run_plan: RunPlan, evaluate: bool = True,
                 checkpoints: bool = True):
+    """SFTConfig: the config's hyperparameters and the plan's decisions (precision, optimizer, checkpointing, fused
+    kernels, process layout); nothing is decided here."""
     import dataclasses
 
     from trl import SFTConfig
@@ -184,25 +149,16 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
     if config.group_by_length:  # transformers 5 renamed the flag; older 5.x had group_by_length=True
         extra = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
                  else {"group_by_length": True})
-    checkpointing = bool(config.gradient_checkpointing)  # decided by make_trainer (decide_checkpointing)
-    # on CPU memory is plentiful and recomputation costs ~30% time; transformers 5.23 renamed the setting
-    extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = checkpointing
-    if world_size() > 1:  # launched by accelerate / torchrun: data parallel
+    # transformers 5.23 renamed the setting
+    extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = \
+        run_plan.checkpointing
+    if run_plan.processes > 1:  # launched by accelerate / torchrun: data parallel
         extra["ddp_find_unused_parameters"] = False  # every adapter gets a gradient each step
-        if not cuda:
+        if not run_plan.cuda:
             extra["ddp_backend"] = "gloo"
-    if config.fsdp:  # peft's wrap policy puts each decoder layer (and its adapters) in one shard unit
-        if not cuda:  # measured: accelerate keeps CPU processes data parallel and drops the FSDP plugin silently
-            raise ValueError("fsdp=True needs CUDA GPUs: on CPU, accelerate runs the processes as plain data "
-                             "parallel (DDP) and ignores FSDP. Leave fsdp off; DDP is what CPU processes get.")
-        extra.update(fsdp_settings(config, checkpointing))
-    if config.fused_kernels:
-        extra["use_liger_kernel"] = fused_kernels_available(cuda)
-    elif config.fused_kernels is None:  # where they can run
-        problem = fused_kernels_problem(cuda)
-        extra["use_liger_kernel"] = problem is None
-        if problem:
-            print(f"fused kernels off: {problem}")
+    if run_plan.layout == "fsdp":  # peft's wrap policy puts each decoder layer (and its adapters) in one shard unit
+        extra.update(fsdp_settings(config, run_plan.checkpointing))
+    cuda = run_plan.cuda
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
@@ -213,7 +169,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_ratio,  # trl 1.x: a value below 1 is a ratio of the total steps
-        optim=config.optimizer or ("adamw_torch_fused" if config.fsdp else "paged_adamw_32bit" if cuda else "adamw_torch"),
+        optim=run_plan.optimizer,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps,
         save_strategy="steps" if evaluate and checkpoints else "no",
@@ -227,8 +183,9 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
         pad_to_multiple_of=config.pad_to_multiple_of,
         padding_free=config.padding_free,
         torch_compile=config.torch_compile,
-        bf16=(cuda and bf16) or cpu_bf16_active(config, cuda),
-        fp16=cuda and not bf16,
+        bf16=run_plan.mixed_precision == "bf16",
+        fp16=run_plan.mixed_precision == "fp16",
+        use_liger_kernel=run_plan.fused_kernels,
         use_cpu=not cuda,
         report_to=config.report_to,
         seed=config.seed,
@@ -238,43 +195,19 @@ def _sft_config(config: TrainConfig, output_dir: Path, cuda: bool, bf16: bool, e
     )
 
 
-def fused_kernels_problem(cuda: bool) -> str | None:
-    """Why Liger's kernels cannot run here, or None where they can. They are Triton GPU kernels. trl applies the
-    layer kernels (RMSNorm, SwiGLU, RoPE) and keeps its own fused LM head for the loss, so the logits are never
-    materialised with or without them."""
-    import importlib.util
-
-    if not cuda:
-        return "no CUDA GPU here (Liger's kernels are written in Triton, which has no CPU backend)"
-    missing = [name for name in ("liger_kernel", "triton") if importlib.util.find_spec(name) is None]
-    if missing:
-        return f"{' and '.join(missing)} not installed (pip install liger-kernel==0.8.5 brings both on Linux)"
-    return None
-
-
-def fused_kernels_available(cuda: bool) -> bool:
-    """True where the kernels can run; a ConfigError saying what to change where they cannot (fused_kernels=True
-    is refused rather than silently trained without them)."""
-    problem = fused_kernels_problem(cuda)
-    if problem:
-        raise ConfigError(f"fused_kernels=True needs a CUDA GPU with Liger's kernels: {problem}. Leave fused_kernels "
-                          "off (--set fused_kernels=false), or None to use them only where they can run.")
-    return True
-
-
 def workbook_objects(config: TrainConfig, device, output_dir: str | Path, checkpointing: bool = False,
                      sft: bool = True) -> dict:
     """The library objects the helpers build for a config on a device: BitsAndBytesConfig (None for a 16/32-bit
     base), LoraConfig and SFTConfig. Notebook 06 builds the same in visible cells; `object_differences` says where
     they part."""
     from helpers.models import quantization_config
+    from helpers.runplan import decide
 
-    dtype = compute_dtype_for(config, device)
-    cuda = device.device == "cuda"
-    objects = {"bnb_config": quantization_config(config.quantization, dtype), "lora_config": lora_config(config)}
+    run_plan = decide(replace(config, gradient_checkpointing=checkpointing), device)
+    objects = {"bnb_config": quantization_config(config.quantization, run_plan.compute_dtype),
+               "lora_config": lora_config(config)}
     if sft:  # an SFTConfig for a GPU can only be built where one is present
-        objects["sft_config"] = _sft_config(replace(config, gradient_checkpointing=checkpointing), Path(output_dir),
-                                            cuda, device.bf16)
+        objects["sft_config"] = _sft_config(config, Path(output_dir), run_plan)
     return objects
 
 
@@ -326,9 +259,18 @@ def _trainer_class():
     from trl import SFTTrainer
 
     class WorkbookTrainer(SFTTrainer):
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args, adapter_input_casts: bool = True, **kwargs):
             super().__init__(*args, **kwargs)
             adapters_in_fp32(self.model, self.args.bf16)
+            self.adapter_input_casts = adapter_input_casts
+
+        def train(self, *args, **kwargs):
+            # RunPlan.adapter_input_casts: under mixed precision peft's copy of each adapter input is undone by
+            # autocast, so training skips it; restored after, for generation without autocast
+            from peft.helpers import disable_input_dtype_casting
+
+            with disable_input_dtype_casting(self.model, active=not self.adapter_input_casts):
+                return super().train(*args, **kwargs)
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             target = model if model is not None else self.model
@@ -383,12 +325,12 @@ def warn_over_length(train_set, tokenizer, max_length: int) -> int:
 
 
 def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=None, evaluate: bool = True,
-                 record_shards: bool = False, checkpoints: bool = True):
-    """The SFTTrainer for a profile and config (train() and the benchmark share it)."""
+                 record_shards: bool = False, checkpoints: bool = True, run_plan: RunPlan | None = None):
+    """The SFTTrainer for a profile and config (train() and the benchmark share it). The run's plan is decided
+    before anything loads (`helpers.runplan.plan`); a benchmark may pass one it changed."""
     from helpers.data import load_splits
-    from helpers.profiles import check_device
 
-    device = check_device(profile)
+    run_plan = run_plan or plan(profile, config, announce=True)
     strict = data is None  # the profile's own splits: a size they cannot give is an error
     if data is None:
         from accelerate import PartialState
@@ -401,13 +343,11 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
     val_set = val_set.select_columns(columns)
 
     torch.manual_seed(config.seed)
-    model, tokenizer = build_model(profile, config)
+    model, tokenizer = build_model(profile, config, run_plan)
     warn_over_length(train_set, tokenizer, config.max_length)
-    config = replace(config, gradient_checkpointing=decide_checkpointing(config, model.config))
-    args = _sft_config(config, output_dir, device.device == "cuda", device.bf16, evaluate=evaluate,
-                       checkpoints=checkpoints)
+    args = _sft_config(config, output_dir, run_plan, evaluate=evaluate, checkpoints=checkpoints)
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
-                               processing_class=tokenizer)
+                               processing_class=tokenizer, adapter_input_casts=run_plan.adapter_input_casts)
     if config.padding_free:  # trl does not cut examples in padding-free mode: check they fit, instead of cutting
         longest = max(len(ids) for split in (trainer.train_dataset, trainer.eval_dataset) for ids in split["input_ids"])
         if longest > config.max_length:
@@ -522,11 +462,6 @@ def check_run(profile: Profile, config, output_dir: Path, resume: bool, task: st
     if report_to not in (None, "none") and importlib.util.find_spec(report_to) is None:
         faults.append(f"report_to={report_to!r}, but the {report_to} package is not installed: pip install "
                       f"{report_to}, or leave report_to=none")
-    if getattr(config, "fused_kernels", False):
-        try:
-            fused_kernels_available(torch.cuda.is_available())
-        except ConfigError as error:
-            faults.append(str(error))
     targets = config.target_modules
     if not isinstance(targets, str):
         names = model_linear_names(profile.model_id, task)
@@ -556,8 +491,9 @@ def train(profile: Profile, config: TrainConfig | None = None, output_dir: Path 
     """Fine-tune, keep the best checkpoint by validation loss, save only the adapter with its provenance."""
     config = validate_config(config or config_for(profile))
     output_dir = Path(output_dir or outputs_dir(profile.name, "training"))
+    run_plan = plan(profile, config, announce=True)  # refuses what this machine cannot run, before anything loads
     check_run(profile, config, output_dir, resume)
-    trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards)
+    trainer = make_trainer(profile, config, output_dir, data, record_shards=record_shards, run_plan=run_plan)
     return fit_adapter(trainer, profile, config, output_dir, resume, extra_provenance)
 
 

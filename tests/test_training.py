@@ -1,11 +1,13 @@
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from helpers.adapters import evaluate_adapter, load_adapter
-from helpers.profiles import PROFILES, get_profile
+from helpers.profiles import PROFILES, DeviceInfo, get_profile
+from helpers.runplan import decide
 from helpers.training import (
     TrainConfig,
     config_for,
@@ -13,6 +15,8 @@ from helpers.training import (
     train,
 )
 
+CPU = DeviceInfo(device="cpu", name="test CPU", compute_dtype=torch.float32, bf16=False, fp16=False,
+                 total_memory_gib=None)
 TINY = TrainConfig(r=2, alpha=4, batch_size=2, n_train=8, n_val=4, max_steps=2, eval_steps=1, save_steps=1,
                    logging_steps=1, max_length=192)
 
@@ -123,38 +127,41 @@ def test_fsdp_is_refused_on_cpu_and_stores_4bit_weights_in_the_model_dtype(tmp_p
         == torch.bfloat16
     assert quantization_config("nf4-dq", torch.bfloat16).bnb_4bit_quant_storage == torch.uint8  # DDP default
     with pytest.raises(ValueError, match="fsdp=True needs CUDA GPUs"):
-        _sft_config(TrainConfig(fsdp=True), tmp_path, cuda=False, bf16=False)
-    assert _sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).fsdp in ("", [], None, False)
+        decide(TrainConfig(fsdp=True), CPU)
+    assert _sft_config(TrainConfig(), tmp_path, decide(TrainConfig(), CPU)).fsdp in ("", [], None, False)
 
 
 def test_fused_kernels_are_refused_on_cpu_before_the_model_loads_and_reach_the_trainer_on_a_gpu(tmp_path, monkeypatch):
+    import helpers.runplan as runplan
     import helpers.training as training
     from helpers.profiles import get_profile
 
     fused = TrainConfig(fused_kernels=True)
     with pytest.raises(training.ConfigError, match="fused_kernels=True needs a CUDA GPU"):
-        training._sft_config(fused, tmp_path, cuda=False, bf16=False)
+        decide(fused, CPU)
     with pytest.raises(training.ConfigError, match="fused_kernels=True needs a CUDA GPU"):  # before anything loads
-        training.check_run(get_profile("smoke"), fused, tmp_path, resume=False)
-    assert not training._sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).use_liger_kernel
+        training.train(get_profile("smoke"), fused, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert not training._sft_config(TrainConfig(), tmp_path, decide(TrainConfig(), CPU)).use_liger_kernel
     # where CUDA and Liger are present (the lent GPU), the setting becomes the trainer's use_liger_kernel
-    monkeypatch.setattr(training, "fused_kernels_available", lambda cuda: True)
-    assert training._sft_config(fused, tmp_path, cuda=False, bf16=False).use_liger_kernel
+    monkeypatch.setattr(runplan, "fused_kernels_available", lambda cuda: True)
+    assert training._sft_config(fused, tmp_path, decide(fused, CPU)).use_liger_kernel
     assert training.parse_overrides(["fused_kernels=true"]) == {"fused_kernels": True}
 
 
 def test_fused_kernels_left_to_the_machine_are_used_where_they_can_run_and_said_off_elsewhere(tmp_path, capsys,
                                                                                               monkeypatch):
+    import helpers.runplan as runplan
     import helpers.training as training
     from helpers.profiles import get_profile
 
     auto = TrainConfig(fused_kernels=None)
     assert training.config_for(get_profile("gpu")).fused_kernels is None  # the gpu profile's default
-    assert not training._sft_config(auto, tmp_path, cuda=False, bf16=False).use_liger_kernel
+    assert not training._sft_config(auto, tmp_path, decide(auto, CPU, announce=True)).use_liger_kernel
     assert "fused kernels off: no CUDA GPU here" in capsys.readouterr().out
     training.check_run(get_profile("smoke"), auto, tmp_path, resume=False)  # not an error: nothing was asked for
-    monkeypatch.setattr(training, "fused_kernels_problem", lambda cuda: None)
-    assert training._sft_config(auto, tmp_path, cuda=False, bf16=False).use_liger_kernel
+    monkeypatch.setattr(runplan, "fused_kernels_problem", lambda cuda: None)
+    assert training._sft_config(auto, tmp_path, decide(auto, CPU)).use_liger_kernel
 
 
 def test_fsdp_settings_use_the_current_transformers_form():
@@ -227,7 +234,7 @@ def test_push_adapter_uploads_only_the_adapter_without_network(tmp_path, monkeyp
 def test_report_to_is_checked_and_passed_to_the_trainer(tmp_path):
     from helpers.training import ConfigError, _sft_config, parse_overrides, validate_config
 
-    assert _sft_config(TrainConfig(report_to="tensorboard"), tmp_path, cuda=False, bf16=False).report_to == ["tensorboard"]
+    assert _sft_config(TrainConfig(report_to="tensorboard"), tmp_path, decide(TrainConfig(), CPU)).report_to == ["tensorboard"]
     with pytest.raises(ConfigError, match="report_to='mlflow': must be one of none, tensorboard, wandb"):
         validate_config(TrainConfig(**parse_overrides(["report_to=mlflow"])))
 
@@ -292,8 +299,8 @@ def test_cpu_bf16_needs_the_instruction_set_and_falls_back_with_a_message(capsys
     assert PROFILES["default"].train.cpu_bf16 and not PROFILES["smoke"].train.cpu_bf16
     from bitsandbytes.functional import has_avx512bf16
 
-    assert _sft_config(asked, tmp_path, cuda=False, bf16=False).bf16 == has_avx512bf16()
-    assert not _sft_config(TrainConfig(), tmp_path, cuda=False, bf16=False).bf16
+    assert _sft_config(asked, tmp_path, decide(asked, CPU)).bf16 == has_avx512bf16()
+    assert not _sft_config(TrainConfig(), tmp_path, decide(TrainConfig(), CPU)).bf16
 
 
 def test_cpu_bf16_training_computes_the_4bit_layers_in_bf16(tmp_path, embedded_dir):
@@ -334,3 +341,28 @@ def test_compiled_decoder_layers_give_the_same_forward_and_a_model_without_layer
     assert training.parse_overrides(["compile_layers=true"]) == {"compile_layers": True}
     with pytest.raises(training.ConfigError, match="no decoder layers"):
         training.compile_decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_the_trainer_skips_adapter_input_casts_only_while_training_and_only_where_the_plan_says(tmp_path, embedded_dir):
+    """RunPlan.adapter_input_casts reaches the trainer: off during train() (every step), back on after it (a trained
+    model then generates without autocast), and on in a CPU fp32 plan, which needs the casts."""
+    from transformers import TrainerCallback
+
+    from helpers.runplan import plan
+    from helpers.training import make_trainer
+
+    profile = get_profile("smoke")
+    assert plan(profile, TINY).adapter_input_casts  # fp32 on CPU: no autocast to undo them
+    flags = lambda model: {m.cast_input_dtype_enabled for m in model.modules() if hasattr(m, "cast_input_dtype_enabled")}
+    seen = []
+
+    class Probe(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            seen.append(flags(model))
+
+    skip = replace(plan(profile, TINY), adapter_input_casts=False)
+    trainer = make_trainer(profile, TINY, tmp_path / "run", evaluate=False, checkpoints=False, run_plan=skip)
+    trainer.add_callback(Probe())
+    trainer.train()
+    assert seen == [{False}] * TINY.max_steps
+    assert flags(trainer.model) == {True}

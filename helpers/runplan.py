@@ -1,0 +1,197 @@
+"""How a run executes, decided once before anything loads: device, precision, optimizer, checkpointing, fused
+kernels and the process layout. `plan(profile, config)` reads the machine, the launcher's environment (through
+helpers.distributed) and the model's config (no weights), and returns a RunPlan; the model loader, the trainers
+(notebook 06's SFT run, notebook 08's price head) and the benchmarks read it and decide nothing again.
+
+Settings (TrainConfig, HeadConfig) say what the run should be; the plan says how this machine will run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from helpers.config import ConfigError
+from helpers.distributed import local_rank, rank, world_size
+from helpers.profiles import DeviceInfo, Profile, check_device
+
+QUANTIZED = ("nf4", "nf4-dq", "fp4", "int8")  # a frozen base stored by bitsandbytes
+CUDA_OPTIMIZER = {  # the optimizer on a GPU when the config leaves it None, per kind of run
+    "TrainConfig": "paged_adamw_32bit",  # paged: optimizer state can spill to CPU memory on a small GPU
+    "HeadConfig": "adamw_torch_fused",
+}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Every decision about how a run executes, made once by `plan` (each field says who reads it)."""
+
+    device: str  # "cuda" or "cpu": where the model is loaded (models, price_head)
+    device_name: str
+    compute_dtype: torch.dtype  # what 4-bit layers compute in (BitsAndBytesConfig) and a 16-bit base is stored in
+    mixed_precision: str  # "bf16", "fp16" or "no": what the Trainer autocasts to (its bf16 / fp16 arguments)
+    optimizer: str  # the Trainer's optim
+    checkpointing: bool  # activations recomputed in backward (the model and the Trainer)
+    fused_kernels: bool  # Liger's kernels through the Trainer's use_liger_kernel
+    layout: str  # "single", "ddp" (a full copy per process) or "fsdp" (sharded)
+    processes: int  # from the launcher's environment (helpers.distributed)
+    rank: int
+    local_rank: int
+    adapter_input_casts: bool  # peft copies each adapter's input to the adapter's dtype during training
+    notes: tuple[str, ...] = ()  # decisions the run should announce (a setting that fell back, and why)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device == "cuda"
+
+    @property
+    def device_map(self) -> dict:
+        """Where from_pretrained puts the model: this process's GPU, or the CPU."""
+        return {"": self.local_rank if self.cuda else "cpu"}
+
+    def rows(self) -> list[tuple[str, object]]:
+        """(decision, value) for printing as a table."""
+        return [("device", f"{self.device} ({self.device_name})"),
+                ("compute dtype", str(self.compute_dtype).removeprefix("torch.")),
+                ("mixed precision", self.mixed_precision), ("optimizer", self.optimizer),
+                ("checkpointing", self.checkpointing), ("fused kernels", self.fused_kernels),
+                ("layout", f"{self.layout}, {self.processes} process(es)"),
+                ("adapter input casts", self.adapter_input_casts)]
+
+
+def cpu_bf16_active(config, cuda: bool, has_bf16: bool | None = None, announce: bool = False) -> bool:
+    """Whether this run computes in bf16 on the CPU: asked for, no GPU, and a CPU with AVX512-BF16. Without that
+    instruction set bf16 matmuls are emulated and slower than fp32, so the setting falls back (and says so)."""
+    if not config.cpu_bf16 or cuda:
+        return False
+    if has_bf16 is None:
+        from bitsandbytes.functional import has_avx512bf16
+
+        has_bf16 = has_avx512bf16()
+    if not has_bf16 and announce:
+        print("cpu_bf16: this CPU has no AVX512-BF16, so bf16 would be slower than fp32 here; computing in fp32")
+    return has_bf16
+
+
+def compute_dtype_for(config, device: DeviceInfo, announce: bool = False) -> torch.dtype:
+    """The dtype the 4-bit layers compute in and the Trainer mixes in: bf16 on GPUs that have it natively, fp16
+    on older ones (a T4), on CPU bf16 only where the CPU has AVX512-BF16 and the config asks for it, else fp32."""
+    if device.device == "cuda":
+        return device.compute_dtype
+    return torch.bfloat16 if cpu_bf16_active(config, cuda=False, announce=announce) else torch.float32
+
+
+def fused_kernels_problem(cuda: bool) -> str | None:
+    """Why Liger's kernels cannot run here, or None where they can. They are Triton GPU kernels. trl applies the
+    layer kernels (RMSNorm, SwiGLU, RoPE) and keeps its own fused LM head for the loss, so the logits are never
+    materialised with or without them."""
+    import importlib.util
+
+    if not cuda:
+        return "no CUDA GPU here (Liger's kernels are written in Triton, which has no CPU backend)"
+    missing = [name for name in ("liger_kernel", "triton") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed (pip install liger-kernel==0.8.5 brings both on Linux)"
+    return None
+
+
+def fused_kernels_available(cuda: bool) -> bool:
+    """True where the kernels can run; a ConfigError saying what to change where they cannot (fused_kernels=True
+    is refused rather than silently trained without them)."""
+    problem = fused_kernels_problem(cuda)
+    if problem:
+        raise ConfigError(f"fused_kernels=True needs a CUDA GPU with Liger's kernels: {problem}. Leave fused_kernels "
+                          "off (--set fused_kernels=false), or None to use them only where they can run.")
+    return True
+
+
+def decide_checkpointing(config, model_config, cuda: bool | None = None, gpu_bytes: int | None = None) -> bool:
+    """The setting if given; otherwise on a GPU only where the memory planner (trainer form, longest batch =
+    max_length) says the run would not fit in 80% of the GPU without it. Never on CPU: memory is plentiful
+    there and recomputation costs ~30% time. A GPU run whose model config cannot be read checkpoints."""
+    if config.gradient_checkpointing is not None:
+        return config.gradient_checkpointing
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if not cuda:
+        return False
+    if model_config is None:
+        return True
+    from helpers.memory import CONTEXT_GIB, GIB, Architecture, estimate
+
+    method = "qlora" if config.quantization in QUANTIZED else "lora"
+    setting = getattr(config, "fused_kernels", False)
+    fused = bool(setting) or (setting is None and fused_kernels_problem(cuda) is None)
+    planned = estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
+                       config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout,
+                       fused_kernels=fused)
+    gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
+    return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
+
+
+def read_model_config(model_id: str | None):
+    """The model's transformers config (config.json only, no weights), or None where it cannot be read here (a hub
+    model offline): the load then says why."""
+    from transformers import AutoConfig
+
+    from helpers.models import resolve_model
+
+    try:
+        return AutoConfig.from_pretrained(resolve_model(model_id))
+    except Exception:  # offline, gated, missing: the load reports it with its own message
+        return None
+
+
+def decide(config, device: DeviceInfo, model_config=None, announce: bool = False) -> RunPlan:
+    """The plan for a config on a device (what `plan` returns once it has read the machine and the model)."""
+    cuda = device.device == "cuda"
+    notes = []
+    compute_dtype = compute_dtype_for(config, device, announce=announce)
+    if cuda:
+        mixed = "bf16" if device.bf16 else "fp16"
+    else:
+        mixed = "bf16" if compute_dtype == torch.bfloat16 else "no"
+    fsdp = getattr(config, "fsdp", False)
+    if fsdp and not cuda:  # measured: accelerate keeps CPU processes data parallel and drops the FSDP plugin silently
+        raise ConfigError("fsdp=True needs CUDA GPUs: on CPU, accelerate runs the processes as plain data "
+                          "parallel (DDP) and ignores FSDP. Leave fsdp off; DDP is what CPU processes get.")
+    processes = world_size()
+    layout = "fsdp" if fsdp else "ddp" if processes > 1 else "single"
+    optimizer = config.optimizer or ("adamw_torch_fused" if fsdp else
+                                     CUDA_OPTIMIZER[type(config).__name__] if cuda else "adamw_torch")
+    setting = getattr(config, "fused_kernels", False)
+    if setting:
+        fused = fused_kernels_available(cuda)
+    elif setting is None:  # where they can run
+        problem = fused_kernels_problem(cuda)
+        fused = problem is None
+        if problem:
+            notes.append(f"fused kernels off: {problem}")
+    else:
+        fused = False
+    gpu_bytes = int(device.total_memory_gib * 2**30) if cuda and device.total_memory_gib else None
+    checkpointing = decide_checkpointing(config, model_config, cuda=cuda, gpu_bytes=gpu_bytes)
+    if cuda and config.gradient_checkpointing is None and model_config is None:
+        notes.append("checkpointing on: the model's config could not be read here to size the run")
+    # peft casts an adapter's input to the adapter's dtype (fp32) before its matmul; under mixed precision autocast
+    # casts it straight back, so each of a layer's seven adapters keeps its own copy for backward (one per input
+    # is enough: q, k and v share theirs). The round trip is exact, so skipping it changes no number.
+    casts = mixed == "no"
+    plan = RunPlan(device=device.device, device_name=device.name, compute_dtype=compute_dtype, mixed_precision=mixed,
+                   optimizer=optimizer, checkpointing=checkpointing, fused_kernels=fused, layout=layout,
+                   processes=processes, rank=rank(), local_rank=local_rank(), adapter_input_casts=casts,
+                   notes=tuple(notes))
+    if announce:
+        for note in plan.notes:
+            print(note)
+    return plan
+
+
+def plan(profile: Profile, config, device: DeviceInfo | None = None, model_config=None,
+         announce: bool = False) -> RunPlan:
+    """Decide how `config` runs for `profile` on this machine, before anything loads: a GPU-only profile without a
+    GPU, fused kernels where they cannot run and FSDP on CPU are refused here, with what to change."""
+    device = check_device(profile, device)
+    if model_config is None and device.device == "cuda" and config.gradient_checkpointing is None:
+        model_config = read_model_config(profile.model_id)  # only the planner's sizing needs it
+    return decide(config, device, model_config, announce)
