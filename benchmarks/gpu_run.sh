@@ -14,6 +14,8 @@
 #   bash benchmarks/gpu_run.sh memory [NAME=VALUE ...]   # issue 32: what is alive at the peak of a step and an evaluation
 #   bash benchmarks/gpu_run.sh fused    # issue 32: the gpu profile without, then with Liger's kernels, baseline again
 #   bash benchmarks/gpu_run.sh compile  # issue 32: decoder layers compiled (without Liger, then with), fused baseline
+#   bash benchmarks/gpu_run.sh cpu_side # issue 32: cuDNN attention off, data-loader workers, at batch 256 and 128
+#   bash benchmarks/gpu_run.sh casts    # issue 32: peft's adapter input casts kept vs skipped (the run plan), memory, profile
 #   bash benchmarks/gpu_run.sh sweepmae [SWEEP...]   # issue 28: notebook 09's sweeps at gpu settings, by validation MAE
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
@@ -29,9 +31,9 @@ export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 case $stage in
-bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused|compile) ;;
+bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused|compile|casts|cpu_side) ;;
 env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
-*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused, compile (or env)" >&2; exit 2 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused, compile, casts, cpu_side (or env)" >&2; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
@@ -66,6 +68,28 @@ compile)  # compiled layers without Liger in a process of their own (Liger patch
       --json "$out/speed_compiled.json" 2>"$out/compile.stderr" | grep --line-buffered -v "^{'" | tee "$out/compile.txt"
   timeout ${ROW_LIMIT:-420} $py benchmarks/speed.py speed $common --only "fused kernels" "compiled layers, fused kernels" \
       --json "$out/speed_compiled_fused.json" 2>>"$out/compile.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/compile.txt"
+  ;;
+casts)  # the fused-kernel profile with the plan's decision (inputs not cast) and peft's casts put back, same examples;
+  # then the same profile again in a fresh process (a process's first rows run slow), its memory and a step profile
+  common="--profile gpu --examples ${EXAMPLES:-8192} --val 512"
+  $py benchmarks/speed.py speed $common --only "fused kernels" "fused kernels, half batch, lr /1.4" \
+      "fused kernels, adapter inputs cast" --json "$out/speed_casts.json" 2>"$out/casts.stderr" | grep --line-buffered -v "^{'" | tee "$out/casts.txt"
+  $py benchmarks/speed.py speed $common --only "fused kernels" --json "$out/speed_again.json" \
+      2>>"$out/casts.stderr" | grep --line-buffered -v "^{'" | tee -a "$out/casts.txt"
+  $py benchmarks/memory_profile.py "$out" fused_kernels=true 2>>"$out/casts.stderr" | tee -a "$out/memory.txt"
+  $py benchmarks/profile_step.py "$out" fused_kernels=true 2>>"$out/casts.stderr" | tail -3 | tee -a "$out/casts.txt"
+  ;;
+cpu_side)  # issue 32: the step is bound by the CPU (same step time at half the batch): cuDNN attention's per-call cost
+  # and collating batches in the training loop, each switched off in a process of its own, at both batch sizes
+  common="--profile gpu --examples ${EXAMPLES:-8192} --val 512 --only fused\ kernels fused\ kernels,\ half\ batch,\ lr\ /1.4"
+  # (run on 2026-12-02 as "", "--no-cudnn-attention", "--workers 2", "--no-cudnn-attention --workers 2" when the plan
+  # had neither decision; both are now the plan's default on a GPU, so the conditions are spelled out)
+  for variant in "--cudnn-attention on --workers 0" "--cudnn-attention off --workers 0" "--cudnn-attention on --workers 2" \
+      "--cudnn-attention off --workers 2"; do
+    tag=$(echo "$variant" | tr -d '-' | tr ' ' '_')
+    eval $py benchmarks/speed.py speed $common $variant --json "$out/cpu_side_$tag.json" 2>>"$out/cpu_side.stderr" \
+        | grep --line-buffered "^| fused" | sed "s/^/$tag /" | tee -a "$out/cpu_side.txt"
+  done
   ;;
 speed)  # the gpu profile against each speed setting, same examples: tokens/s, MFU, peak memory, validation loss
   shift

@@ -284,7 +284,9 @@ def bench_recipe(name: str, config, profile, output_dir: Path, data=None, plan_c
                   if k in ("max_length", "pad_to_multiple_of", "group_by_length", "gradient_checkpointing",
                            "batch_size", "grad_accum", "n_train", "n_val", "epochs", "max_steps", "quantization",
                            "padding_free", "learning_rate", "dropout", "torch_compile", "optimizer", "fused_kernels",
-                           "compile_layers")} | {"adapter_input_casts": run_plan.adapter_input_casts},
+                           "compile_layers")} | {"adapter_input_casts": run_plan.adapter_input_casts,
+                                                 "dataloader_workers": run_plan.dataloader_workers,
+                                                 "cudnn_attention": run_plan.cudnn_attention},
     )
     del trainer, model
     gc.collect()
@@ -417,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--val", type=int, default=512)
     speed.add_argument("--only", nargs="+", help="variant names to run (default: all)")
     speed.add_argument("--plot", type=Path, help="also save the bar chart here (PNG)")
+    speed.add_argument("--workers", type=int, help="every row: this many data-loader processes (a plan change)")
+    speed.add_argument("--cudnn-attention", choices=("on", "off"),
+                       help="every row: let torch's SDPA use its cuDNN kernels while training, or not (a plan change)")
     for p in (modes, recipes, speed):
         p.add_argument("--json", type=Path, help="where to write the results (default: outputs/<profile>/benchmark_*.json)")
     args = parser.parse_args(argv)
@@ -433,11 +438,14 @@ def main(argv: list[str] | None = None) -> int:
         if torch.cuda.is_available():  # the first run in a process pays for CUDA and kernel start-up: not timed
             bench_recipe("warm-up", replace(base, n_train=3 * base.batch_size, n_val=base.batch_size), profile,
                          outputs_dir(profile.name, "benchmark", "warm-up"))
+        every = {} if args.workers is None else {"dataloader_workers": args.workers}
+        if args.cudnn_attention:
+            every["cudnn_attention"] = args.cudnn_attention == "on"
         results = []
         for name, config in configs.items():
             try:
                 results.append(bench_recipe(name, config, profile, outputs_dir(profile.name, "benchmark", "speed"),
-                                            plan_changes=PLAN_CHANGES.get(name)))
+                                            plan_changes=every | PLAN_CHANGES.get(name, {})))
             except Exception as error:  # a variant the stack cannot run is reported, the others still run
                 print(f"{name}: failed: {type(error).__name__}: {str(error)[:300]}")
             else:

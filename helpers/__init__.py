@@ -6,7 +6,7 @@ One flat package (notebooks import `from helpers.lora import ...`), read in five
 - data: catalog (the sample-catalog generator; its table is data/catalog_products.json), curation, data (cached
   splits), chat (the [INST] format, chat templates, instruction sets);
 - a run's settings: config (the schemas, their help, the checks), profiles (one literal per profile: its sizes and
-  every run's settings; device checks);
+  every run's settings; device checks), runplan (how a run executes on this machine, decided once before loading);
 - model and training: models (embedded model, loading, the bitsandbytes guard), training, adapters (load, merge,
   score, upload, ship a trained adapter), distributed, sweeps
   (notebook 09), price_head (notebook 08), diagnosis (notebook 07), benchmark (tokens/s, memory, MFU);

@@ -31,9 +31,16 @@ QLORA_ACT_FACTOR = 1.3  # fp32 residual stream after prepare_model_for_kbit_trai
 LOGIT_BYTES = 10  # bf16 logits + fp32 copy + fp32 gradient
 DROPOUT_BYTES = 1.15  # per input value of every adapted module, with lora dropout > 0 (fitted, trainer runs)
 CKPT_RESIDUAL_BF16 = 3  # bytes per hidden value kept per layer under checkpointing, bf16 base (fitted: 2 + extras)
-# Liger's fused RMSNorm, SwiGLU and RoPE keep no fp32 norm copies, SiLU outputs or rotated copies: a layer's saved
-# activations at the gpu profile's peak went 38.73 -> 31.64 GiB (H200, benchmarks/results/fused-h200-2026-12-01)
-FUSED_ACT_FACTOR = 0.82
+# Liger's fused RMSNorm, SwiGLU and RoPE keep no fp32 norm copies, SiLU outputs or rotated copies. The memory profile
+# measured a layer's saved activations going 38.73 -> 31.64 GiB (0.82) at the gpu profile's peak; fitted to the
+# trainer's measured peaks instead (32.11 GiB fused vs 39.21 without, batch 256, longest example 184 tokens, where the
+# base coefficients above run ~10% low), the factor is 0.93 (H200, benchmarks/results/fused-h200-2026-12-01)
+FUSED_ACT_FACTOR = 0.93
+# peft copies each adapter's input to the adapter's fp32 before its matmul; under mixed precision autocast copies it
+# back to bf16, and that copy is what backward keeps. The run plan skips the round trip (helpers.runplan): the gpu
+# profile's peak went 32.10 -> 25.79 GiB at batch 256 (H200, benchmarks/results/cpu-side-h200-2026-12-02), 0.96
+# bytes per input value of every adapted module (a 4-bit base's bitsandbytes layers never made the copy)
+CAST_BYTES = 0.96
 CONTEXT_GIB = 1.0  # CUDA context, allocator slack
 GPUS = {"T4 (16 GB)": 15.0, "A100 (40 GB)": 39.4, "H100 (80 GB)": 79.1}  # usable GiB as nvidia-smi reports them
 
@@ -123,12 +130,14 @@ def lora_trainable(arch: Architecture, r: int, targets: tuple[str, ...]) -> int:
 def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
              targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
              gradient_checkpointing: bool = False, double_quant: bool = True, loss: str = "full",
-             lora_dropout: float = 0.0, fused_kernels: bool = False) -> MemoryEstimate:
+             lora_dropout: float = 0.0, fused_kernels: bool = False,
+             adapter_input_casts: bool = True) -> MemoryEstimate:
     """Peak training memory of `method` ("full", "lora", "qlora") for one micro-batch of batch x seq tokens.
 
     loss="full" for a plain loop (`model(labels=...)`), "fused" for trl's SFTTrainer (no full logits); seq is the
     longest padded batch (max_length at worst), since that batch sets the peak. fused_kernels: Liger's layer
-    kernels (the trainer's `fused_kernels` setting).
+    kernels (the trainer's `fused_kernels` setting). adapter_input_casts=False: the run plan's mixed-precision
+    training without peft's copies of the adapter inputs (the coefficients above were fitted with them).
     """
     if method not in ("full", "lora", "qlora"):
         raise ValueError("method must be 'full', 'lora' or 'qlora'")
@@ -153,9 +162,13 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
         per_layer *= FUSED_ACT_FACTOR
     if method != "full" and lora_dropout > 0:
         per_layer += DROPOUT_BYTES * sum(arch.matrix_shapes()[t][0] for t in targets)
+    casts = CAST_BYTES * sum(arch.matrix_shapes()[t][0] for t in targets) if method == "lora" and \
+        not adapter_input_casts else 0.0
+    per_layer -= casts
     if gradient_checkpointing:
         residual = 4 if method == "qlora" else (CKPT_RESIDUAL_BF16 if loss == "fused" else 2)
-        activations = tokens * (arch.layers * residual * arch.hidden + per_layer)
+        # fitted: without the casts the checkpointed peak fell by about two layers' copies (3.48 -> 3.00 GiB)
+        activations = tokens * (arch.layers * residual * arch.hidden + per_layer - casts)
     else:
         activations = tokens * arch.layers * per_layer
     if method == "qlora":
@@ -191,7 +204,8 @@ def compare_trainer(arch: Architecture, measured: list[dict], seq: int) -> list[
         method = "lora" if s.get("quantization") in ("bf16", "fp16", "fp32") else "qlora"
         est = estimate(arch, method, s["batch_size"], seq, r=m.get("settings", {}).get("r", 16) or 16,
                        targets=tuple(m.get("targets", ALL_LINEAR)), gradient_checkpointing=bool(s["gradient_checkpointing"]),
-                       loss="fused", lora_dropout=s.get("dropout", 0.1))
+                       loss="fused", lora_dropout=s.get("dropout", 0.1), fused_kernels=bool(s.get("fused_kernels")),
+                       adapter_input_casts=s.get("adapter_input_casts", True))
         rows.append({"run": m["name"], "predicted GiB": est.total / GIB, "measured GiB": m["peak_memory_gb"],
                      "error": est.total / GIB / m["peak_memory_gb"] - 1})
     return rows

@@ -160,7 +160,7 @@ def training_arguments(config: HeadConfig, output_dir: str | Path, run_plan, eva
         use_cpu=not run_plan.cuda,
         report_to=config.report_to,
         seed=config.seed,
-        dataloader_num_workers=0,
+        dataloader_num_workers=run_plan.dataloader_workers,
         disable_tqdm=False,
         **extra,
     )
@@ -344,6 +344,7 @@ def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, scale: 
         extra_provenance: dict | None = None) -> HeadResult:
     """Train (or resume), keep the best checkpoint by validation MAE, save adapter + head with provenance; the
     provenance keeps `scale`, without which the head's outputs cannot be turned back into prices."""
+    from helpers.runplan import plan, while_training
     from helpers.training import peak_rss_gb, resume_plan
 
     checkpoint, notice = resume_plan(output_dir, resume)
@@ -354,7 +355,8 @@ def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, scale: 
         torch.cuda.reset_peak_memory_stats()
     steps_before = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with while_training(plan(profile, config), trainer.model):  # on a GPU: no wasted input casts, no cuDNN attention
+        trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     steps = trainer.state.global_step - steps_before
     tokens = round(_tokens_per_step(trainer) * steps)

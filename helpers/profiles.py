@@ -103,8 +103,9 @@ PROFILES: dict[str, Profile] = {
         # r=16 keeps the adapter small enough to ship; one pass over 40,000 examples. A 135M step is bound by the
         # CPU launching kernels, so batch 256 costs about what 64 did, at lr 1.6e-3 (linear scaling, chosen on
         # validation loss); the bf16 base fits (0.27 GB), so no 4-bit dequantisation; Liger's fused kernels where
-        # installed (benchmarks/results/speed-h100-2026-11-23, fused-h200-2026-12-01). On a smaller GPU
-        # checkpointing switches itself on.
+        # installed (benchmarks/results/speed-h100-2026-11-23, fused-h200-2026-12-01). How it runs on a given GPU is
+        # the run plan's (helpers/runplan.py): checkpointing on a smaller card, no wasted adapter input casts, no
+        # cuDNN attention, batches collated beside the loop (cpu-side-h200-2026-12-02).
         train=TrainConfig(target_modules=ALL_LINEAR, r=16, alpha=32, quantization="bf16", dropout=0.0,
                           learning_rate=1.6e-3, batch_size=256, epochs=1, eval_steps=25, save_steps=25,
                           optimizer="adamw_torch_fused", fused_kernels=None),

@@ -8,6 +8,8 @@ Settings (TrainConfig, HeadConfig) say what the run should be; the plan says how
 
 from __future__ import annotations
 
+import os
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +41,8 @@ class RunPlan:
     rank: int
     local_rank: int
     adapter_input_casts: bool  # peft copies each adapter's input to the adapter's dtype during training
+    dataloader_workers: int = 0  # processes that collate batches beside the training loop (the Trainer's)
+    cudnn_attention: bool = True  # torch's SDPA may pick its cuDNN kernels while training
     notes: tuple[str, ...] = ()  # decisions the run should announce (a setting that fell back, and why)
 
     @property
@@ -57,7 +61,25 @@ class RunPlan:
                 ("mixed precision", self.mixed_precision), ("optimizer", self.optimizer),
                 ("checkpointing", self.checkpointing), ("fused kernels", self.fused_kernels),
                 ("layout", f"{self.layout}, {self.processes} process(es)"),
-                ("adapter input casts", self.adapter_input_casts)]
+                ("adapter input casts", self.adapter_input_casts), ("data loader workers", self.dataloader_workers),
+                ("cuDNN attention", self.cudnn_attention)]
+
+
+@contextmanager
+def while_training(run_plan: RunPlan | None, model):
+    """The plan's decisions that hold only while training, undone after (a trained model then generates without
+    autocast, and other code in the process keeps torch's attention kernels): peft's adapter input casts skipped,
+    torch's SDPA without its cuDNN kernels. No plan: nothing changes."""
+    from peft.helpers import disable_input_dtype_casting
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with ExitStack() as stack:
+        if run_plan is not None and not run_plan.adapter_input_casts:
+            stack.enter_context(disable_input_dtype_casting(model))
+        if run_plan is not None and not run_plan.cudnn_attention:
+            stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                                             SDPBackend.MATH]))
+        yield
 
 
 def cpu_bf16_active(config, cuda: bool, has_bf16: bool | None = None, announce: bool = False) -> bool:
@@ -124,7 +146,7 @@ def decide_checkpointing(config, model_config, cuda: bool | None = None, gpu_byt
     fused = bool(setting) or (setting is None and fused_kernels_problem(cuda) is None)
     planned = estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
                        config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout,
-                       fused_kernels=fused)
+                       fused_kernels=fused, adapter_input_casts=False)  # a GPU run mixes precision: no casts
     gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
     return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
 
@@ -177,10 +199,15 @@ def decide(config, device: DeviceInfo, model_config=None, announce: bool = False
     # casts it straight back, so each of a layer's seven adapters keeps its own copy for backward (one per input
     # is enough: q, k and v share theirs). The round trip is exact, so skipping it changes no number.
     casts = mixed == "no"
+    # A small model's GPU step is bound by the CPU (half the batch took the same time): cuDNN's attention prepares
+    # each new sequence length at ~0.9 ms of CPU per call, and collating a batch in the training loop holds the GPU
+    # up. On the H200 with the gpu profile, skipping both trained 1.59x the tokens/s at batch 256 and 1.65x at 128
+    # (benchmarks/results/cpu-side-h200-2026-12-02). Collating beside the loop needs cores to spare.
+    workers = 2 if cuda and (os.cpu_count() or 1) >= 4 else 0
     plan = RunPlan(device=device.device, device_name=device.name, compute_dtype=compute_dtype, mixed_precision=mixed,
                    optimizer=optimizer, checkpointing=checkpointing, fused_kernels=fused, layout=layout,
                    processes=processes, rank=rank(), local_rank=local_rank(), adapter_input_casts=casts,
-                   notes=tuple(notes))
+                   dataloader_workers=workers, cudnn_attention=not cuda, notes=tuple(notes))
     if announce:
         for note in plan.notes:
             print(note)

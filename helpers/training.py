@@ -39,6 +39,7 @@ from helpers.runplan import (  # noqa: F401 (notebook 06 and the tests import th
     cpu_bf16_active,
     decide_checkpointing,
     plan,
+    while_training,
 )
 
 
@@ -189,7 +190,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, run_plan: RunPlan, evalua
         use_cpu=not cuda,
         report_to=config.report_to,
         seed=config.seed,
-        dataloader_num_workers=0,
+        dataloader_num_workers=run_plan.dataloader_workers,
         disable_tqdm=False,
         **extra,
     )
@@ -259,17 +260,13 @@ def _trainer_class():
     from trl import SFTTrainer
 
     class WorkbookTrainer(SFTTrainer):
-        def __init__(self, *args, adapter_input_casts: bool = True, **kwargs):
+        def __init__(self, *args, run_plan: RunPlan | None = None, **kwargs):
             super().__init__(*args, **kwargs)
             adapters_in_fp32(self.model, self.args.bf16)
-            self.adapter_input_casts = adapter_input_casts
+            self.run_plan = run_plan
 
         def train(self, *args, **kwargs):
-            # RunPlan.adapter_input_casts: under mixed precision peft's copy of each adapter input is undone by
-            # autocast, so training skips it; restored after, for generation without autocast
-            from peft.helpers import disable_input_dtype_casting
-
-            with disable_input_dtype_casting(self.model, active=not self.adapter_input_casts):
+            with while_training(self.run_plan, self.model):  # the plan's training-only decisions, undone after
                 return super().train(*args, **kwargs)
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -347,7 +344,7 @@ def make_trainer(profile: Profile, config: TrainConfig, output_dir: Path, data=N
     warn_over_length(train_set, tokenizer, config.max_length)
     args = _sft_config(config, output_dir, run_plan, evaluate=evaluate, checkpoints=checkpoints)
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_set, eval_dataset=val_set,
-                               processing_class=tokenizer, adapter_input_casts=run_plan.adapter_input_casts)
+                               processing_class=tokenizer, run_plan=run_plan)
     if config.padding_free:  # trl does not cut examples in padding-free mode: check they fit, instead of cutting
         longest = max(len(ids) for split in (trainer.train_dataset, trainer.eval_dataset) for ids in split["input_ids"])
         if longest > config.max_length:

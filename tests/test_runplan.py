@@ -24,6 +24,7 @@ def test_a_cpu_run_is_planned_in_fp32_single_process_with_peft_casting_adapter_i
             run.processes) == ("cpu", "no", "adamw_torch", False, False, "single", 1)
     # without autocast an fp32 adapter needs its input in fp32: peft's cast stays
     assert run.adapter_input_casts and run.compute_dtype == torch.float32 and run.device_map == {"": "cpu"}
+    assert (run.dataloader_workers, run.cudnn_attention) == (0, True)  # the notebooks' CPU runs are unchanged
     assert dict(run.rows())["layout"] == "single, 1 process(es)"
 
 
@@ -35,6 +36,11 @@ def test_a_gpu_run_mixes_in_the_cards_own_precision_and_skips_the_wasted_input_c
     assert (run.mixed_precision, run.compute_dtype, run.optimizer, run.fused_kernels) == \
         ("bf16", torch.bfloat16, "adamw_torch_fused", True)
     assert not run.adapter_input_casts  # autocast casts them back: the copies would only cost memory
+    assert not run.cudnn_attention  # its per-shape CPU cost bounds a small model's step
+    monkeypatch.setattr(runplan.os, "cpu_count", lambda: 16)
+    assert decide(gpu, H100, smol).dataloader_workers == 2  # batches collated beside the loop
+    monkeypatch.setattr(runplan.os, "cpu_count", lambda: 2)  # Colab: no core to spare
+    assert decide(gpu, H100, smol).dataloader_workers == 0
     assert not run.checkpointing  # batch 256 fits in 80% of an H100
     on_t4 = decide(gpu, T4, smol)
     assert on_t4.mixed_precision == "fp16" and on_t4.checkpointing  # the same batch does not fit 15 GiB

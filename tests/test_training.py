@@ -343,9 +343,9 @@ def test_compiled_decoder_layers_give_the_same_forward_and_a_model_without_layer
         training.compile_decoder_layers(torch.nn.Sequential(torch.nn.Linear(2, 2)))
 
 
-def test_the_trainer_skips_adapter_input_casts_only_while_training_and_only_where_the_plan_says(tmp_path, embedded_dir):
-    """RunPlan.adapter_input_casts reaches the trainer: off during train() (every step), back on after it (a trained
-    model then generates without autocast), and on in a CPU fp32 plan, which needs the casts."""
+def test_the_trainer_applies_the_plans_training_only_decisions_and_restores_them_after(tmp_path, embedded_dir):
+    """RunPlan.adapter_input_casts and .cudnn_attention reach the trainer: off during train() (every step), back on
+    after it (a trained model then generates without autocast), and on in a CPU fp32 plan, which needs the casts."""
     from transformers import TrainerCallback
 
     from helpers.runplan import plan
@@ -358,11 +358,11 @@ def test_the_trainer_skips_adapter_input_casts_only_while_training_and_only_wher
 
     class Probe(TrainerCallback):
         def on_step_begin(self, args, state, control, model=None, **kwargs):
-            seen.append(flags(model))
+            seen.append((flags(model), torch.backends.cuda.cudnn_sdp_enabled()))
 
-    skip = replace(plan(profile, TINY), adapter_input_casts=False)
+    skip = replace(plan(profile, TINY), adapter_input_casts=False, cudnn_attention=False)
     trainer = make_trainer(profile, TINY, tmp_path / "run", evaluate=False, checkpoints=False, run_plan=skip)
     trainer.add_callback(Probe())
     trainer.train()
-    assert seen == [{False}] * TINY.max_steps
-    assert flags(trainer.model) == {True}
+    assert seen == [({False}, False)] * TINY.max_steps
+    assert flags(trainer.model) == {True} and torch.backends.cuda.cudnn_sdp_enabled()
