@@ -82,6 +82,16 @@ def while_training(run_plan: RunPlan | None, model):
         yield
 
 
+ANNOUNCED: set[str] = set()  # what this process has already said: a fallback is announced once, not per trainer
+
+
+def say_once(message: str) -> None:
+    """Print a decision's note the first time this process makes it."""
+    if message not in ANNOUNCED:
+        ANNOUNCED.add(message)
+        print(message)
+
+
 def cpu_bf16_active(config, cuda: bool, has_bf16: bool | None = None, announce: bool = False) -> bool:
     """Whether this run computes in bf16 on the CPU: asked for, no GPU, and a CPU with AVX512-BF16. Without that
     instruction set bf16 matmuls are emulated and slower than fp32, so the setting falls back (and says so)."""
@@ -92,7 +102,7 @@ def cpu_bf16_active(config, cuda: bool, has_bf16: bool | None = None, announce: 
 
         has_bf16 = has_avx512bf16()
     if not has_bf16 and announce:
-        print("cpu_bf16: this CPU has no AVX512-BF16, so bf16 would be slower than fp32 here; computing in fp32")
+        say_once("cpu_bf16: this CPU has no AVX512-BF16, so bf16 would be slower than fp32 here; computing in fp32")
     return has_bf16
 
 
@@ -210,7 +220,7 @@ def decide(config, device: DeviceInfo, model_config=None, announce: bool = False
                    dataloader_workers=workers, cudnn_attention=not cuda, notes=tuple(notes))
     if announce:
         for note in plan.notes:
-            print(note)
+            say_once(note)
     return plan
 
 

@@ -56,6 +56,8 @@ SOURCED: dict[tuple[str, str], tuple[set[str], str]] = {
                      "benchmarks/results/fused-h200-2026-12-01/README.md"),
     ("06", "c24k"): ({"21.7", "107,976", "74,124", "28.70", "51,236", "74,204"},
                      "benchmarks/results/compile-h200-2026-12-02/README.md"),
+    ("06", "c24r"): ({"8,192", "32.10", "25.79", "112,736", "70,950", "1.59", "0.1"},
+                     "benchmarks/results/cpu-side-h200-2026-12-02/README.md"),
 }
 
 

@@ -58,6 +58,7 @@ def test_what_a_machine_cannot_run_is_refused_or_announced_before_anything_loads
         decide(TrainConfig(fused_kernels=True), CPU)
     with pytest.raises(ConfigError, match="fsdp=True needs CUDA GPUs"):
         decide(TrainConfig(fsdp=True), CPU)
+    runplan.ANNOUNCED.clear()  # said once per process: forget what earlier tests said
     run = decide(TrainConfig(fused_kernels=None), CPU, announce=True)
     assert not run.fused_kernels and "fused kernels off: no CUDA GPU here" in capsys.readouterr().out
     # a GPU run whose model config cannot be read (a hub model offline) checkpoints, and says why

@@ -157,6 +157,7 @@ def test_fused_kernels_left_to_the_machine_are_used_where_they_can_run_and_said_
 
     auto = TrainConfig(fused_kernels=None)
     assert training.config_for(get_profile("gpu")).fused_kernels is None  # the gpu profile's default
+    runplan.ANNOUNCED.clear()  # said once per process: forget what earlier tests said
     assert not training._sft_config(auto, tmp_path, decide(auto, CPU, announce=True)).use_liger_kernel
     assert "fused kernels off: no CUDA GPU here" in capsys.readouterr().out
     training.check_run(get_profile("smoke"), auto, tmp_path, resume=False)  # not an error: nothing was asked for
@@ -294,8 +295,13 @@ def test_cpu_bf16_needs_the_instruction_set_and_falls_back_with_a_message(capsys
     assert cpu_bf16_active(asked, cuda=False, has_bf16=True)
     assert not cpu_bf16_active(asked, cuda=True, has_bf16=True)  # on a GPU bf16 is decided by compute capability
     assert not cpu_bf16_active(TrainConfig(), cuda=False, has_bf16=True)
+    from helpers.runplan import ANNOUNCED
+
+    ANNOUNCED.clear()  # said once per process: forget what earlier tests said
     assert not cpu_bf16_active(asked, cuda=False, has_bf16=False, announce=True)
     assert "no AVX512-BF16" in capsys.readouterr().out
+    assert not cpu_bf16_active(asked, cuda=False, has_bf16=False, announce=True)
+    assert capsys.readouterr().out == ""  # not a second time (notebook 06 builds three trainers)
     assert PROFILES["default"].train.cpu_bf16 and not PROFILES["smoke"].train.cpu_bf16
     from bitsandbytes.functional import has_avx512bf16
 
