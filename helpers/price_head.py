@@ -94,11 +94,11 @@ class PriceScale:
 def compute_dtype(config: HeadConfig, cuda: bool) -> torch.dtype:
     """bf16 on GPUs that have it natively, fp16 on older ones (T4), on CPU bf16 only with AVX512-BF16 (the run's
     plan decides it the same way: helpers.runplan)."""
-    from helpers.profiles import native_bf16
+    from helpers.profiles import detect_device
     from helpers.runplan import cpu_bf16_active
 
     if cuda:
-        return torch.bfloat16 if native_bf16() else torch.float16
+        return detect_device().compute_dtype  # the card's own precision, read by compute capability
     return torch.bfloat16 if cpu_bf16_active(config, cuda=False) else torch.float32
 
 
@@ -292,13 +292,15 @@ def select_examples(data, config: HeadConfig, strict: bool = True):
     return first_examples(data, config, strict=strict)
 
 
-def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, data=None, evaluate: bool = True):
-    """(the Trainer for a profile and head config, the target's standardisation fitted on its training examples)."""
+def make_head_trainer(profile: Profile, config: HeadConfig, output_dir: Path, data=None, evaluate: bool = True,
+                      run_plan=None):
+    """(the Trainer for a profile and head config, the target's standardisation fitted on its training examples);
+    precision, optimizer and checkpointing as the run's plan says (decided here when not given)."""
     from transformers import DataCollatorWithPadding, Trainer
 
     from helpers.runplan import plan
 
-    run_plan = plan(profile, config)  # device, precision, optimizer, checkpointing: decided before anything loads
+    run_plan = run_plan or plan(profile, config)
     strict = data is None  # the profile's own splits: a size they cannot give is an error
     if data is None:
         from helpers.data import load_splits
@@ -341,7 +343,7 @@ class HeadResult:
 
 
 def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, scale: PriceScale, resume: bool = False,
-        extra_provenance: dict | None = None) -> HeadResult:
+        extra_provenance: dict | None = None, run_plan=None) -> HeadResult:
     """Train (or resume), keep the best checkpoint by validation MAE, save adapter + head with provenance; the
     provenance keeps `scale`, without which the head's outputs cannot be turned back into prices."""
     from helpers.runplan import plan, while_training
@@ -355,7 +357,8 @@ def fit(trainer, profile: Profile, config: HeadConfig, output_dir: Path, scale: 
         torch.cuda.reset_peak_memory_stats()
     steps_before = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
     started = time.perf_counter()
-    with while_training(plan(profile, config), trainer.model):  # on a GPU: no wasted input casts, no cuDNN attention
+    run_plan = run_plan or plan(profile, config)  # a trainer built in notebook 08's cells comes without one
+    with while_training(run_plan, trainer.model):  # on a GPU: no wasted input casts, no cuDNN attention
         trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     steps = trainer.state.global_step - steps_before
@@ -390,11 +393,13 @@ def train_head(profile: Profile, config: HeadConfig | None = None, output_dir: P
     """Build the trainer and fit: what the command line and the GPU benchmark run."""
     config = config or config_for(profile)
     output_dir = Path(output_dir or outputs_dir(profile.name, "price_head"))
+    from helpers.runplan import plan
     from helpers.training import check_run
 
+    run_plan = plan(profile, config)  # decided once, before anything loads
     check_run(profile, config, output_dir, resume, task="seq_cls")
-    trainer, scale = make_head_trainer(profile, config, output_dir, data)
-    return fit(trainer, profile, config, output_dir, scale, resume, extra_provenance)
+    trainer, scale = make_head_trainer(profile, config, output_dir, data, run_plan=run_plan)
+    return fit(trainer, profile, config, output_dir, scale, resume, extra_provenance, run_plan=run_plan)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -159,7 +159,6 @@ def _sft_config(config: TrainConfig, output_dir: Path, run_plan: RunPlan, evalua
             extra["ddp_backend"] = "gloo"
     if run_plan.layout == "fsdp":  # peft's wrap policy puts each decoder layer (and its adapters) in one shard unit
         extra.update(fsdp_settings(config, run_plan.checkpointing))
-    cuda = run_plan.cuda
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
@@ -187,7 +186,7 @@ def _sft_config(config: TrainConfig, output_dir: Path, run_plan: RunPlan, evalua
         bf16=run_plan.mixed_precision == "bf16",
         fp16=run_plan.mixed_precision == "fp16",
         use_liger_kernel=run_plan.fused_kernels,
-        use_cpu=not cuda,
+        use_cpu=not run_plan.cuda,
         report_to=config.report_to,
         seed=config.seed,
         dataloader_num_workers=run_plan.dataloader_workers,
