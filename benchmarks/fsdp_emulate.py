@@ -78,7 +78,9 @@ def build(name: str, folder: Path, tiny: bool = False) -> Path:
 
 def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: bool, checkpointing: bool,
               r: int = 32, tiny: bool = False, fsdp_version: int = 2, cap_gib: float | None = None,
-              fp16: bool = False, fused_kernels: bool = False, optimizer: str | None = None) -> dict:
+              fp16: bool = False, fused_kernels: bool = False, optimizer: str | None = None,
+              targets: tuple[str, ...] = ALL_LINEAR, dropout: float = 0.05, frozen_fp32: bool | None = None,
+              checkpoint_layers: int | None = None) -> dict:
     """One training run in this process (one of several under torchrun); returns this process's row."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -92,14 +94,17 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
             torch.cuda.set_per_process_memory_fraction(min(1.0, cap_gib * GIB / total), local)
         torch.cuda.reset_peak_memory_stats()
     config = validate_config(TrainConfig(
-        target_modules=ALL_LINEAR, r=r, alpha=2 * r, dropout=0.05, batch_size=batch, max_length=seq,
+        target_modules=tuple(targets), r=r, alpha=2 * r, dropout=dropout, batch_size=batch, max_length=seq,
         max_steps=steps, gradient_checkpointing=checkpointing, fsdp=fsdp, fsdp_version=fsdp_version, logging_steps=1, warmup_ratio=0.0,
-        group_by_length=False, learning_rate=1e-4, fused_kernels=fused_kernels, optimizer=optimizer))
+        group_by_length=False, learning_rate=1e-4, fused_kernels=fused_kernels, optimizer=optimizer,
+        checkpoint_layers=checkpoint_layers))
     device = detect_device()
     if cuda and fp16:  # a T4 emulated on a newer card: its fp16 mixed precision and its memory
         device = dc_replace(device, compute_dtype=torch.float16, bf16=False, fp16=True,
                             total_memory_gib=cap_gib or device.total_memory_gib)
     run_plan = decide(config, device)  # checkpointing is given: no model config needed
+    if frozen_fp32 is not None:  # the plan's alternative, to measure what its decision saves
+        run_plan = dc_replace(run_plan, frozen_fp32=frozen_fp32)
     dtype = run_plan.compute_dtype
     qconfig = quantization_config(config.quantization, dtype, quant_storage=dtype if fsdp else None)
     started = time.perf_counter()
@@ -108,7 +113,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
     load_s = time.perf_counter() - started
     loaded_gib = torch.cuda.memory_allocated() / GIB if cuda else None
     torch.manual_seed(0)  # the same adapter initialisation in every process
-    model = add_adapters(model, config, run_plan.checkpointing)
+    model = add_adapters(model, config, run_plan.checkpointing, run_plan.frozen_fp32, run_plan.checkpoint_layers)
     vocab = model.config.vocab_size
     gen = torch.Generator().manual_seed(0)  # every process draws the same ids; the sampler shards them
     ids = torch.randint(3, vocab, (steps * batch * world, seq), generator=gen)
@@ -125,13 +130,16 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
         return {"rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None,
                 "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
                 "wrapped_in": type(trainer.model_wrapped).__name__, "fits": False, "cap_gib": cap_gib,
-                "fused_kernels": fused_kernels,
+                "fused_kernels": fused_kernels, "frozen_fp32": run_plan.frozen_fp32,
+                "checkpoint_layers": run_plan.checkpoint_layers, "targets": list(config.target_modules), "dropout": config.dropout,
                 "compute_dtype": str(dtype).removeprefix("torch."), "error": str(error).splitlines()[0][:200],
                 "steps": len(timer.times), "step_ms": None, "load_seconds": round(load_s, 1), "train_loss": None,
                 "peak_gib": round(torch.cuda.max_memory_allocated() / GIB, 2) if cuda else None}
     timed = sorted(timer.times[3:]) or sorted(timer.times)
     step_s = timed[len(timed) // 2]
-    row = {"fits": True, "cap_gib": cap_gib, "fused_kernels": fused_kernels, "compute_dtype": str(dtype).removeprefix("torch."),
+    row = {"fits": True, "cap_gib": cap_gib, "fused_kernels": fused_kernels, "frozen_fp32": run_plan.frozen_fp32,
+           "checkpoint_layers": run_plan.checkpoint_layers,
+           "targets": list(config.target_modules), "dropout": config.dropout, "compute_dtype": str(dtype).removeprefix("torch."),
            "rank": rank, "world": world, "fsdp_version": fsdp_version if fsdp else None, "optimizer": str(args.optim), "fsdp_enabled": bool(getattr(trainer, "is_fsdp_enabled", False)),
            "wrapped_in": type(trainer.model_wrapped).__name__, "steps": len(timer.times),
            "step_ms": round(1000 * step_s, 1), "tokens_per_s_process": round(batch * seq / step_s),
@@ -151,15 +159,21 @@ def summarise(rows: list[dict], name: str, batch: int, seq: int, fsdp: bool, che
               tiny: bool) -> dict:
     """One result row from every process's row: the planner's single-GPU figure next to the measured peaks."""
     arch = Architecture.from_config(model_config(name, tiny))
-    planned = estimate(arch, "qlora", batch, seq, r=r, targets=ALL_LINEAR, gradient_checkpointing=checkpointing,
-                       loss="fused", lora_dropout=0.05)
+    first = rows[0]
+    planned = estimate(arch, "qlora", batch, seq, r=r, targets=tuple(first.get("targets", ALL_LINEAR)),
+                       gradient_checkpointing=checkpointing, loss="fused", lora_dropout=first.get("dropout", 0.05),
+                       fused_kernels=first.get("fused_kernels", False), frozen_fp32=first.get("frozen_fp32", True),
+                       checkpoint_layers=first.get("checkpoint_layers"),
+                       paged_optimizer="paged" in str(first.get("optimizer", "")).lower())
     world = rows[0]["world"]
     peaks = [row.get("peak_gib") for row in rows]  # training only: reset when training begins (after wrapping)
     fits = all(row["fits"] for row in rows)
     step_ms = max(row["step_ms"] for row in rows) if fits else None
     return {"model": name + (" (tiny)" if tiny else ""), "gpus": world, "fsdp": fsdp,
             "fsdp_version": rows[0]["fsdp_version"], "optimizer": str(rows[0]["optimizer"]), "batch_per_gpu": batch,
-            "fused_kernels": rows[0].get("fused_kernels", False),
+            "fused_kernels": rows[0].get("fused_kernels", False), "frozen_fp32": first.get("frozen_fp32", True),
+            "targets": first.get("targets"), "dropout": first.get("dropout"),
+            "checkpoint_layers": first.get("checkpoint_layers"),
             "seq": seq, "r": r, "checkpointing": checkpointing,
             "fsdp_enabled": rows[0]["fsdp_enabled"], "wrapped_in": rows[0]["wrapped_in"],
             "peak_gib_per_gpu": peaks, "planned_one_gpu_gib": round(planned.total / GIB, 2),
@@ -187,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="append the result row here")
     parser.add_argument("--fused-kernels", action="store_true", help="Liger's fused kernels (fused_kernels=True)")
     parser.add_argument("--optimizer", help="the Trainer's optim (default: the workbook's, paged AdamW on a GPU)")
+    parser.add_argument("--targets", default=",".join(ALL_LINEAR), help="adapted matrices, comma-separated "
+                        "(the course profile's: q_proj,k_proj,v_proj,o_proj)")
+    parser.add_argument("--dropout", type=float, default=0.05, help="adapter dropout (the course profile's: 0.1)")
+    parser.add_argument("--checkpoint-layers", type=int, help="recompute only the first N decoder layers (default: all)")
+    parser.add_argument("--frozen-fp32", choices=("on", "off"), help="override the plan: upcast the 4-bit base's "
+                        "other weights to fp32 (peft's preparation) or keep them 16-bit (default: the plan's)")
     args = parser.parse_args(argv)
     folder = args.folder or Path(f"/tmp/random-{args.model}{'-tiny' if args.tiny else ''}")
     if args.stage == "build":
@@ -196,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"No random checkpoint at {folder}: run `python {sys.argv[0]} build {args.model}` first.")
     checkpointing = not args.no_checkpointing
     row = train_run(folder, args.model, args.batch, args.seq, args.steps, args.fsdp, checkpointing, args.r, args.tiny,
-                    args.fsdp_version, args.cap_gib, args.fp16, args.fused_kernels, args.optimizer)
+                    args.fsdp_version, args.cap_gib, args.fp16, args.fused_kernels, args.optimizer,
+                    tuple(args.targets.split(",")), args.dropout,
+                    None if args.frozen_fp32 is None else args.frozen_fp32 == "on", args.checkpoint_layers)
     rows = [row]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rows = [None] * row["world"]

@@ -16,6 +16,8 @@
 #   bash benchmarks/gpu_run.sh compile  # issue 32: decoder layers compiled (without Liger, then with), fused baseline
 #   bash benchmarks/gpu_run.sh cpu_side # issue 32: cuDNN attention off, data-loader workers, at batch 256 and 128
 #   bash benchmarks/gpu_run.sh casts    # issue 32: peft's adapter input casts kept vs skipped (the run plan), memory, profile
+#   bash benchmarks/gpu_run.sh partial  # issue 32: checkpointing only the first N layers, against none and all
+#   bash benchmarks/gpu_run.sh frozen [small|course]  # issue 32: a 4-bit base's other weights kept 16-bit vs upcast
 #   bash benchmarks/gpu_run.sh sweepmae [SWEEP...]   # issue 28: notebook 09's sweeps at gpu settings, by validation MAE
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
 set -uo pipefail
@@ -31,13 +33,13 @@ export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 case $stage in
-bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused|compile|casts|cpu_side) ;;
+bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused|compile|casts|cpu_side|partial|frozen) ;;
 env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
-*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused, compile, casts, cpu_side (or env)" >&2; exit 2 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused, compile, casts, cpu_side, partial, frozen (or env)" >&2; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
-[ "$stage" = fsdp ] || $py -m helpers.models prepare 2>&1 | tail -2  # the embedded model (fsdp uses random weights)
+[ "$stage" = fsdp ] || [ "${stage}_${2:-}" = frozen_course ] || $py -m helpers.models prepare 2>&1 | tail -2  # the embedded model (fsdp uses random weights)
 
 case $stage in
 bench)
@@ -90,6 +92,40 @@ cpu_side)  # issue 32: the step is bound by the CPU (same step time at half the 
     eval $py benchmarks/speed.py speed $common $variant --json "$out/cpu_side_$tag.json" 2>>"$out/cpu_side.stderr" \
         | grep --line-buffered "^| fused" | sed "s/^/$tag /" | tee -a "$out/cpu_side.txt"
   done
+  ;;
+partial)  # the gpu profile (fused kernels, the plan's GPU switches) with no, some and all layers recomputed: the
+  # memory each layer keeps against the time its recomputation costs; 16,384 examples as the other under-16-GiB rows
+  $py benchmarks/speed.py speed --profile gpu --examples ${EXAMPLES:-16384} --val 512 --only "profile as it is" \
+      ${ROWS:-"checkpointing, first 8 layers" "checkpointing, first 12 layers" "checkpointing, first 16 layers"} \
+      checkpointing --json "$out/speed_partial.json" 2>"$out/partial.stderr" | grep --line-buffered -v "^{'" | tee "$out/partial.txt"
+  ;;
+frozen)  # small: the embedded model on a 4-bit base, the plan (other weights 16-bit) against peft's fp32 upcast, in fp16
+  # as on a T4 and in bf16, real data, validation loss; course: random-weight Llama 3.1 8B under a T4's 15 GiB in fp16
+  if [ "${2:-small}" = small ]; then
+    for precision in --fp16 ""; do
+      tag=${precision:-bf16}; tag=${tag#--}
+      $py benchmarks/speed.py speed --profile gpu --examples ${EXAMPLES:-8192} --val 512 $precision --only "4-bit base" \
+          "4-bit base, frozen weights fp32" --json "$out/speed_frozen_$tag.json" 2>>"$out/frozen.stderr" \
+          | grep --line-buffered -v "^{'" | sed "s/^/$tag /" | tee -a "$out/frozen.txt"
+    done
+  else
+    $py benchmarks/fsdp_emulate.py build ${MODEL:-llama-3.1-8b} 2>"$out/course_build.stderr" | tee -a "$out/course.txt"
+    course="--targets q_proj,k_proj,v_proj,o_proj --dropout 0.1"
+    # the rows of 2026-12-02's first call; COURSE_RUNS (one run per line) replaces them, as in its second call:
+    #   COURSE_RUNS=$'--batch 16 --targets q_proj,k_proj,v_proj,o_proj --dropout 0.1 --checkpoint-layers 29'
+    runs=${COURSE_RUNS:-"--batch 16 --frozen-fp32 on
+--batch 16
+--batch 32
+--batch 32 --fused-kernels
+--batch 16 $course --frozen-fp32 on
+--batch 16 $course
+--batch 32 $course"}
+    while IFS= read -r run; do
+      CUDA_VISIBLE_DEVICES=0 timeout ${ROW_LIMIT:-150} $py benchmarks/fsdp_emulate.py train ${MODEL:-llama-3.1-8b} --cap-gib 15 --fp16 \
+          --steps ${STEPS:-8} $run --json "$out/course_frozen.json" 2>>"$out/course.stderr" | grep --line-buffered -v "^{'" \
+          | tee -a "$out/course.txt"
+    done <<< "$runs"
+  fi
   ;;
 speed)  # the gpu profile against each speed setting, same examples: tokens/s, MFU, peak memory, validation loss
   shift

@@ -243,14 +243,16 @@ def recipe_configs(base, extra: bool = False) -> dict[str, object]:
     return configs
 
 
-def bench_recipe(name: str, config, profile, output_dir: Path, data=None, plan_changes: dict | None = None) -> BenchResult:
+def bench_recipe(name: str, config, profile, output_dir: Path, data=None, plan_changes: dict | None = None,
+                 device=None) -> BenchResult:
     """Train `config` with SFTTrainer (no evaluation or saving while timing), then score the validation loss.
-    `plan_changes` overrides decisions of the run's plan (helpers.runplan), to measure one against its alternative."""
+    `plan_changes` overrides decisions of the run's plan (helpers.runplan), to measure one against its alternative;
+    `device` stands in for this machine's (an older GPU emulated: `t4_like`)."""
     from helpers.runplan import plan
     from helpers.training import make_trainer
 
     cuda = torch.cuda.is_available()
-    run_plan = replace(plan(profile, config, announce=True), **(plan_changes or {}))
+    run_plan = replace(plan(profile, config, device=device, announce=True), **(plan_changes or {}))
     trainer = make_trainer(profile, config, output_dir, data, evaluate=False, run_plan=run_plan)
     timer = step_timer()
     trainer.add_callback(timer)
@@ -284,9 +286,13 @@ def bench_recipe(name: str, config, profile, output_dir: Path, data=None, plan_c
                   if k in ("max_length", "pad_to_multiple_of", "group_by_length", "gradient_checkpointing",
                            "batch_size", "grad_accum", "n_train", "n_val", "epochs", "max_steps", "quantization",
                            "padding_free", "learning_rate", "dropout", "torch_compile", "optimizer", "fused_kernels",
-                           "compile_layers")} | {"adapter_input_casts": run_plan.adapter_input_casts,
+                           "compile_layers", "checkpoint_layers")} | {"adapter_input_casts": run_plan.adapter_input_casts,
                                                  "dataloader_workers": run_plan.dataloader_workers,
-                                                 "cudnn_attention": run_plan.cudnn_attention},
+                                                 "cudnn_attention": run_plan.cudnn_attention,
+                                                 "frozen_fp32": run_plan.frozen_fp32,
+                                                 "fused_kernels": run_plan.fused_kernels,  # None decided
+                                                 "checkpoint_layers": run_plan.checkpoint_layers,
+                                                 "mixed_precision": run_plan.mixed_precision},
     )
     del trainer, model
     gc.collect()
@@ -380,13 +386,30 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
         "fused kernels, adapter inputs cast": {"fused_kernels": True},
         "adapter inputs cast": {},
     })
+    # issue 32: checkpointing only some layers: the others keep their activations, so memory falls by a layer's worth
+    # for each layer that recomputes, and time rises by a layer's recomputation
+    variants.update({f"checkpointing, first {n} layers": {**ckpt, "checkpoint_layers": n} for n in (6, 8, 10, 12, 14, 16)})
+    variants.update({f"compiled layers, fused kernels, checkpointing, first {n} layers":
+                     {**layers, "fused_kernels": True, **ckpt, "checkpoint_layers": n} for n in (12, 14, 16)})
+    # the course's 4-bit base on this model: peft's preparation upcasts the embeddings, head and norms to fp32 (and
+    # the residual stream with them); the plan keeps them 16-bit on a GPU (PLAN_CHANGES puts the upcast back)
+    variants.update({
+        "4-bit base": {"quantization": "nf4-dq"},
+        "4-bit base, frozen weights fp32": {"quantization": "nf4-dq"},
+    })
     return {name: replace(base, **overrides) for name, overrides in variants.items()}
 
 
 PLAN_CHANGES = {  # rows that differ from their config's own plan in one decision
     "fused kernels, adapter inputs cast": {"adapter_input_casts": True},
     "adapter inputs cast": {"adapter_input_casts": True},
+    "4-bit base, frozen weights fp32": {"frozen_fp32": True},
 }
+
+
+def t4_like(device):
+    """This GPU as a T4 would run the plan: fp16 mixed precision (no native bf16). Memory stays this GPU's."""
+    return replace(device, compute_dtype=torch.float16, bf16=False, fp16=True)
 
 
 
@@ -420,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--only", nargs="+", help="variant names to run (default: all)")
     speed.add_argument("--plot", type=Path, help="also save the bar chart here (PNG)")
     speed.add_argument("--workers", type=int, help="every row: this many data-loader processes (a plan change)")
+    speed.add_argument("--fp16", action="store_true", help="every row: fp16 mixed precision, as on a T4 (a device change)")
     speed.add_argument("--cudnn-attention", choices=("on", "off"),
                        help="every row: let torch's SDPA use its cuDNN kernels while training, or not (a plan change)")
     for p in (modes, recipes, speed):
@@ -435,9 +459,12 @@ def main(argv: list[str] | None = None) -> int:
         base = replace(config_for(profile), n_train=args.examples, n_val=args.val, epochs=1, max_steps=-1)
         configs = {k: v for k, v in speed_configs(base, cpu=not torch.cuda.is_available()).items()
                    if not args.only or k in args.only}
+        from helpers.profiles import detect_device
+
+        device = t4_like(detect_device()) if args.fp16 else None
         if torch.cuda.is_available():  # the first run in a process pays for CUDA and kernel start-up: not timed
             bench_recipe("warm-up", replace(base, n_train=3 * base.batch_size, n_val=base.batch_size), profile,
-                         outputs_dir(profile.name, "benchmark", "warm-up"))
+                         outputs_dir(profile.name, "benchmark", "warm-up"), device=device)
         every = {} if args.workers is None else {"dataloader_workers": args.workers}
         if args.cudnn_attention:
             every["cudnn_attention"] = args.cudnn_attention == "on"
@@ -445,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, config in configs.items():
             try:
                 results.append(bench_recipe(name, config, profile, outputs_dir(profile.name, "benchmark", "speed"),
-                                            plan_changes=every | PLAN_CHANGES.get(name, {})))
+                                            plan_changes=every | PLAN_CHANGES.get(name, {}), device=device))
             except Exception as error:  # a variant the stack cannot run is reported, the others still run
                 print(f"{name}: failed: {type(error).__name__}: {str(error)[:300]}")
             else:

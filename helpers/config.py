@@ -52,6 +52,7 @@ class TrainConfig:
     # --- speed settings: they change how fast and in how much memory, not what is learned ---
     group_by_length: bool = help_field("batches of similar length, so little compute is spent on padding", True)
     gradient_checkpointing: bool | None = help_field("recompute activations in backward: less memory, slower (None: on a GPU where the planner says it would not fit in 80% of memory without)", None)
+    checkpoint_layers: int | None = help_field("with checkpointing on, recompute only the first this many decoder layers: the others keep their activations (less recomputation, more memory; None: every layer)", None)
     pad_to_multiple_of: int | None = help_field("None: pad each batch to its longest example", None)
     padding_free: bool = help_field("a batch's examples laid end to end in one row: no padding, attention kept per example", False)
     torch_compile: bool = help_field("compile the forward with torch.compile: the first steps are slow, later ones fuse kernels", False)
@@ -177,6 +178,7 @@ _RANGES = {  # name -> (check, what is allowed)
     "logging_steps": (lambda v: v >= 1, "an integer >= 1"),
     "warmup_ratio": (lambda v: 0 <= v < 1, "between 0 and 1 (1 excluded)"),
     "pad_to_multiple_of": (lambda v: v is None or v >= 1, "an integer >= 1, or none"),
+    "checkpoint_layers": (lambda v: v is None or v >= 1, "an integer >= 1 (decoder layers recomputed), or none for all"),
     "target_modules": (lambda v: len(v) >= 1, "one or more module names, comma-separated"),
     "report_to": (lambda v: v in ("none", "tensorboard", "wandb"), "one of none, tensorboard, wandb"),
     "fsdp_version": (lambda v: v in (1, 2), "1 or 2"),

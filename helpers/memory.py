@@ -3,12 +3,15 @@
 The estimate adds up what training keeps on the GPU, counted from the architecture alone:
 
 - weights: 2 bytes per parameter in bf16; for QLoRA 4 bits per linear weight plus the quantization
-  constants, while embeddings, head and norms become fp32 (`prepare_model_for_kbit_training` upcasts them);
+  constants, while embeddings, head and norms become fp32 where `prepare_model_for_kbit_training` upcasts them
+  (CPU runs; on a GPU the run plan keeps them 16-bit: `frozen_fp32=False`);
 - per trainable parameter: full fine-tuning in bf16 keeps a bf16 gradient and two bf16 AdamW moments
-  (6 bytes); LoRA adapters are fp32 with fp32 gradient and moments (16 bytes);
+  (6 bytes); LoRA adapters are fp32 with fp32 gradient and moments (16 bytes; 8 in PyTorch's count with a paged
+  optimizer, whose moments live in CUDA managed memory);
 - activations: per token and layer, about 12 hidden-size and 4 MLP-size values in bf16 without gradient
-  checkpointing; with it, only each layer's input plus one layer's worth while it is recomputed. QLoRA's
-  residual stream stays in fp32 (the upcast embeddings), which costs ~30% more;
+  checkpointing; with it, only each layer's input plus one layer's worth while it is recomputed (or, with
+  `checkpoint_layers`, the other layers keep theirs). QLoRA's residual stream is fp32 where the embeddings were
+  upcast, which costs ~30% more;
 - logits: the loss in plain PyTorch (`loss="full"`) materialises batch x seq x vocab logits in bf16, an fp32
   copy and the fp32 gradient (10 bytes per entry). trl 1.x's SFTTrainer (`loss="fused"`) projects only the
   positions that carry loss, in tiles, so the logits term is ~0 there;
@@ -131,13 +134,18 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
              targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
              gradient_checkpointing: bool = False, double_quant: bool = True, loss: str = "full",
              lora_dropout: float = 0.0, fused_kernels: bool = False,
-             adapter_input_casts: bool = True) -> MemoryEstimate:
+             adapter_input_casts: bool = True, frozen_fp32: bool = True,
+             checkpoint_layers: int | None = None, paged_optimizer: bool = False) -> MemoryEstimate:
     """Peak training memory of `method` ("full", "lora", "qlora") for one micro-batch of batch x seq tokens.
 
     loss="full" for a plain loop (`model(labels=...)`), "fused" for trl's SFTTrainer (no full logits); seq is the
     longest padded batch (max_length at worst), since that batch sets the peak. fused_kernels: Liger's layer
     kernels (the trainer's `fused_kernels` setting). adapter_input_casts=False: the run plan's mixed-precision
     training without peft's copies of the adapter inputs (the coefficients above were fitted with them).
+    frozen_fp32=False: a 4-bit base whose other weights stay 16-bit (the run plan on a GPU), so no fp32 residual
+    stream. checkpoint_layers: with checkpointing, only that many layers recompute; the others keep their activations.
+    paged_optimizer: a paged optimizer's two moments live in CUDA managed memory, outside what PyTorch's allocator
+    (and so this estimate) counts: 8 bytes per adapter parameter instead of 16.
     """
     if method not in ("full", "lora", "qlora"):
         raise ValueError("method must be 'full', 'lora' or 'qlora'")
@@ -148,7 +156,7 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
     tokens = batch * seq
     if method == "qlora":
         constants = (8 + 32 / 256) / 64 / 8 if double_quant else 4 / 64  # bytes per weight for the absmax values
-        weights = arch.linear_params * (0.5 + constants) + arch.other_params * 4
+        weights = arch.linear_params * (0.5 + constants) + arch.other_params * (4 if frozen_fp32 else 2)
     else:
         weights = arch.params * 2
     if method == "full":
@@ -156,7 +164,7 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
         state = trainable * 6
     else:
         trainable = lora_trainable(arch, r, targets)
-        state = trainable * 16
+        state = trainable * (8 if paged_optimizer else 16)
     per_layer = 2 * (ACT_HIDDEN * arch.hidden + ACT_MLP * arch.intermediate)  # bytes per token, one layer
     if fused_kernels:  # under checkpointing only the recomputed layer's share shrinks, not the residual stream
         per_layer *= FUSED_ACT_FACTOR
@@ -165,13 +173,16 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
     casts = CAST_BYTES * sum(arch.matrix_shapes()[t][0] for t in targets) if method == "lora" and \
         not adapter_input_casts else 0.0
     per_layer -= casts
+    upcast = method == "qlora" and frozen_fp32  # an fp32 residual stream
     if gradient_checkpointing:
-        residual = 4 if method == "qlora" else (CKPT_RESIDUAL_BF16 if loss == "fused" else 2)
+        residual = 4 if upcast else (CKPT_RESIDUAL_BF16 if loss == "fused" else 2)
+        recomputed = arch.layers if checkpoint_layers is None else min(checkpoint_layers, arch.layers)
         # fitted: without the casts the checkpointed peak fell by about two layers' copies (3.48 -> 3.00 GiB)
-        activations = tokens * (arch.layers * residual * arch.hidden + per_layer - casts)
+        activations = tokens * (recomputed * residual * arch.hidden + (arch.layers - recomputed) * per_layer
+                                + per_layer - casts)
     else:
         activations = tokens * arch.layers * per_layer
-    if method == "qlora":
+    if upcast:
         activations *= QLORA_ACT_FACTOR
     logits = tokens * arch.vocab * LOGIT_BYTES if loss == "full" else 0
     return MemoryEstimate(method, weights, state, activations, logits, trainable)
@@ -205,7 +216,8 @@ def compare_trainer(arch: Architecture, measured: list[dict], seq: int) -> list[
         est = estimate(arch, method, s["batch_size"], seq, r=m.get("settings", {}).get("r", 16) or 16,
                        targets=tuple(m.get("targets", ALL_LINEAR)), gradient_checkpointing=bool(s["gradient_checkpointing"]),
                        loss="fused", lora_dropout=s.get("dropout", 0.1), fused_kernels=bool(s.get("fused_kernels")),
-                       adapter_input_casts=s.get("adapter_input_casts", True))
+                       adapter_input_casts=s.get("adapter_input_casts", True), frozen_fp32=s.get("frozen_fp32", True),
+                       checkpoint_layers=s.get("checkpoint_layers"))
         rows.append({"run": m["name"], "predicted GiB": est.total / GIB, "measured GiB": m["peak_memory_gb"],
                      "error": est.total / GIB / m["peak_memory_gb"] - 1})
     return rows

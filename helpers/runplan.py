@@ -43,6 +43,8 @@ class RunPlan:
     adapter_input_casts: bool  # peft copies each adapter's input to the adapter's dtype during training
     dataloader_workers: int = 0  # processes that collate batches beside the training loop (the Trainer's)
     cudnn_attention: bool = True  # torch's SDPA may pick its cuDNN kernels while training
+    frozen_fp32: bool = True  # a 4-bit base's 16-bit frozen weights (embeddings, head, norms) upcast to fp32 (add_adapters)
+    checkpoint_layers: int | None = None  # with checkpointing: the first this many decoder layers recompute (None: all)
     notes: tuple[str, ...] = ()  # decisions the run should announce (a setting that fell back, and why)
 
     @property
@@ -62,7 +64,17 @@ class RunPlan:
                 ("checkpointing", self.checkpointing), ("fused kernels", self.fused_kernels),
                 ("layout", f"{self.layout}, {self.processes} process(es)"),
                 ("adapter input casts", self.adapter_input_casts), ("data loader workers", self.dataloader_workers),
-                ("cuDNN attention", self.cudnn_attention)]
+                ("cuDNN attention", self.cudnn_attention)] + self.gpu_rows()
+
+    def gpu_rows(self) -> list[tuple[str, object]]:
+        """The decisions that only a GPU run makes differently from peft's and the Trainer's defaults (a CPU run's
+        table, printed in notebook 06, leaves them out)."""
+        rows = []
+        if self.cuda:
+            rows.append(("frozen weights of a 4-bit base", "fp32 (peft)" if self.frozen_fp32 else "compute dtype"))
+        if self.checkpointing:
+            rows.append(("checkpointed layers", "all" if self.checkpoint_layers is None else self.checkpoint_layers))
+        return rows
 
 
 @contextmanager
@@ -138,6 +150,22 @@ def fused_kernels_available(cuda: bool) -> bool:
     return True
 
 
+def _planned_bytes(config, model_config, cuda: bool, checkpoint_layers: int | None, checkpointing: bool) -> float:
+    """The planner's peak (trainer form, longest batch = max_length) for a GPU run of this config, in bytes."""
+    from helpers.memory import Architecture, estimate
+
+    method = "qlora" if config.quantization in QUANTIZED else "lora"
+    setting = getattr(config, "fused_kernels", False)
+    fused = bool(setting) or (setting is None and fused_kernels_problem(cuda) is None)
+    optimizer = config.optimizer or CUDA_OPTIMIZER.get(type(config).__name__, "")
+    return estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
+                    config.r, tuple(config.target_modules), gradient_checkpointing=checkpointing, loss="fused",
+                    lora_dropout=config.dropout, fused_kernels=fused,
+                    adapter_input_casts=False,  # a GPU run mixes precision: no casts
+                    frozen_fp32=False,  # nor an upcast 4-bit base (decide)
+                    checkpoint_layers=checkpoint_layers, paged_optimizer="paged" in optimizer).total
+
+
 def decide_checkpointing(config, model_config, cuda: bool | None = None, gpu_bytes: int | None = None) -> bool:
     """The setting if given; otherwise on a GPU only where the memory planner (trainer form, longest batch =
     max_length) says the run would not fit in 80% of the GPU without it. Never on CPU: memory is plentiful
@@ -149,16 +177,21 @@ def decide_checkpointing(config, model_config, cuda: bool | None = None, gpu_byt
         return False
     if model_config is None:
         return True
-    from helpers.memory import CONTEXT_GIB, GIB, Architecture, estimate
+    from helpers.memory import CONTEXT_GIB, GIB
 
-    method = "qlora" if config.quantization in QUANTIZED else "lora"
-    setting = getattr(config, "fused_kernels", False)
-    fused = bool(setting) or (setting is None and fused_kernels_problem(cuda) is None)
-    planned = estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
-                       config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout,
-                       fused_kernels=fused, adapter_input_casts=False)  # a GPU run mixes precision: no casts
     gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
-    return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
+    return _planned_bytes(config, model_config, cuda, None, False) + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
+
+
+def decide_checkpoint_layers(config, checkpointing: bool) -> int | None:
+    """How many decoder layers recompute: the config's number where checkpointing is on (None: all of them). Not
+    chosen by the plan: recomputing fewer layers was faster only for the small bf16 model with few of them (8 of 30:
+    93,040 tokens/s against 78,041 with all, 12: 85,154), and slower or no faster for the course models in 4-bit
+    (Llama 3.1 8B, 29 of 32: 6,434 against 7,432; Llama 3.2 3B, 15 of 28: 10,164 against 10,325;
+    benchmarks/results/partial-h200-2026-12-02, frozen-h200-2026-12-02)."""
+    if not checkpointing or not hasattr(config, "checkpoint_layers"):  # the price head recomputes every layer
+        return None
+    return config.checkpoint_layers
 
 
 def read_model_config(model_id: str | None):
@@ -214,10 +247,18 @@ def decide(config, device: DeviceInfo, model_config=None, announce: bool = False
     # up. On the H200 with the gpu profile, skipping both trained 1.59x the tokens/s at batch 256 and 1.65x at 128
     # (benchmarks/results/cpu-side-h200-2026-12-02). Collating beside the loop needs cores to spare.
     workers = 2 if cuda and (os.cpu_count() or 1) >= 4 else 0
+    # peft's prepare_model_for_kbit_training upcasts a 4-bit base's other weights (embeddings, LM head, norms) to fp32,
+    # and with them the residual stream: on Llama 3.1 8B that is 2 GiB of frozen weights more, and every checkpointed
+    # layer input twice the bytes. On a GPU under mixed precision every matmul runs in the compute dtype anyway, so
+    # they stay in it there (benchmarks/results/frozen-h200-2026-12-02). CPU runs keep peft's preparation, and so
+    # does the price head (its regression head was not measured without it).
+    frozen_fp32 = not cuda or type(config).__name__ != "TrainConfig"
+    layers = decide_checkpoint_layers(config, checkpointing)
     plan = RunPlan(device=device.device, device_name=device.name, compute_dtype=compute_dtype, mixed_precision=mixed,
                    optimizer=optimizer, checkpointing=checkpointing, fused_kernels=fused, layout=layout,
                    processes=processes, rank=rank(), local_rank=local_rank(), adapter_input_casts=casts,
-                   dataloader_workers=workers, cudnn_attention=not cuda, notes=tuple(notes))
+                   dataloader_workers=workers, cudnn_attention=not cuda, frozen_fp32=frozen_fp32,
+                   checkpoint_layers=layers, notes=tuple(notes))
     if announce:
         for note in plan.notes:
             say_once(note)

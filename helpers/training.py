@@ -51,7 +51,8 @@ def build_model(profile: Profile, config: TrainConfig, run_plan: RunPlan | None 
     run_plan = run_plan or plan(profile, config, announce=True)
     loaded = load_base_model(profile.model_id, quantization=config.quantization, for_training=True, fsdp=config.fsdp,
                              compute_dtype=run_plan.compute_dtype)
-    return add_adapters(loaded.model, config, run_plan.checkpointing), loaded.tokenizer
+    return add_adapters(loaded.model, config, run_plan.checkpointing, run_plan.frozen_fp32,
+                        run_plan.checkpoint_layers), loaded.tokenizer
 
 
 def lora_config(config: TrainConfig):
@@ -62,23 +63,28 @@ def lora_config(config: TrainConfig):
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
 
 
-def add_adapters(model, config: TrainConfig, checkpointing: bool):
+def add_adapters(model, config: TrainConfig, checkpointing: bool, frozen_fp32: bool = True,
+                 checkpoint_layers: int | None = None):
     """Prepare a loaded base for training and put LoRA adapters on it (what build_model does after loading;
     the FSDP benchmark calls it on a random-weight model).
 
-    Under FSDP every shard unit (a decoder layer with its adapters) is flattened into one tensor, so all its
-    parameters must share one dtype: the 4-bit weights are stored in the model's dtype (`quant_storage`),
-    `prepare_model_for_kbit_training` is skipped (it would upcast norms and embeddings to fp32), and the
-    adapters are cast to that dtype too."""
+    frozen_fp32: peft's `prepare_model_for_kbit_training` upcasts a 4-bit base's 16-bit weights (embeddings, head,
+    norms) to fp32; the run plan skips it on a GPU, where mixed precision computes in 16 bits anyway. Under FSDP
+    every shard unit (a decoder layer with its adapters) is flattened into one tensor, so all its parameters must
+    share one dtype: the 4-bit weights are stored in the model's dtype (`quant_storage`), the upcast is skipped and
+    the adapters are cast to that dtype too. checkpoint_layers: only the first this many decoder layers recompute
+    their activations in backward (the others keep them); None: all of them."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     quantized = config.quantization in ("nf4", "nf4-dq", "fp4", "int8")
-    if quantized and not config.fsdp:
+    if quantized and frozen_fp32 and not config.fsdp:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
-    elif checkpointing:  # a 16/32-bit base, or FSDP: keep the dtype (prepare_model_for_kbit_training upcasts)
+    elif checkpointing:  # a 16/32-bit base, FSDP, or a 4-bit base kept in its dtype: no upcast
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True} if config.fsdp
                                             else None)
         model.enable_input_require_grads()
+    if checkpointing and checkpoint_layers is not None:
+        checkpoint_first_layers(model, checkpoint_layers)
     model = get_peft_model(model, lora_config(config))
     if config.fsdp:
         dtype = model.get_input_embeddings().weight.dtype
@@ -86,6 +92,18 @@ def add_adapters(model, config: TrainConfig, checkpointing: bool):
             if param.requires_grad and param.dtype != dtype:
                 param.data = param.data.to(dtype)
     return model
+
+
+def checkpoint_first_layers(model, n: int) -> int:
+    """Leave checkpointing on for the first `n` decoder layers only; returns how many recompute. Every layer's saved
+    activations are alive at the end of the forward pass, so which layers recompute does not change the peak, only
+    how many. (transformers reads each layer's `gradient_checkpointing` flag at every call.)"""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for index, layer in enumerate(layers):
+        layer.gradient_checkpointing = index < n
+    return min(n, len(layers))
 
 
 @dataclass
@@ -151,8 +169,9 @@ def _sft_config(config: TrainConfig, output_dir: Path, run_plan: RunPlan, evalua
         extra = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
                  else {"group_by_length": True})
     # transformers 5.23 renamed the setting
+    # Some layers only (checkpoint_layers): add_adapters set them, and the Trainer would switch every layer on again
     extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = \
-        run_plan.checkpointing
+        run_plan.checkpointing and run_plan.checkpoint_layers is None
     if run_plan.processes > 1:  # launched by accelerate / torchrun: data parallel
         extra["ddp_find_unused_parameters"] = False  # every adapter gets a gradient each step
         if not run_plan.cuda:

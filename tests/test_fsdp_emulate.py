@@ -86,3 +86,61 @@ def test_a_run_that_runs_out_of_memory_is_a_row_that_says_so(tiny_folder, tmp_pa
     (row,) = json.loads(out.read_text())
     assert row["fits"] is False and row["tokens_per_s"] is None and row["step_ms"] is None
     assert "out of memory" in row["processes"][0]["error"]
+
+
+def test_a_4_bit_base_kept_in_its_dtype_upcasts_nothing_and_still_trains_its_adapters(tiny_folder):
+    """The run plan on a GPU (frozen_fp32=False): embeddings, head and norms stay 16-bit, the adapters fp32, and
+    gradients reach every adapter through the checkpointed layers."""
+    from transformers import AutoModelForCausalLM
+
+    from helpers.models import quantization_config
+
+    def loaded():
+        return AutoModelForCausalLM.from_pretrained(str(tiny_folder), dtype=torch.bfloat16, device_map={"": "cpu"},
+                                                    quantization_config=quantization_config("nf4-dq", torch.bfloat16))
+
+    config = TrainConfig(target_modules=ALL_LINEAR, r=4, alpha=8, dropout=0.0)
+    kept = add_adapters(loaded(), config, checkpointing=True, frozen_fp32=False)
+    frozen = {p.dtype for p in kept.parameters() if not p.requires_grad} - {torch.uint8}  # 4-bit weights: packed
+    assert frozen == {torch.bfloat16}
+    assert {p.dtype for p in kept.parameters() if p.requires_grad} == {torch.float32}
+    kept.train()
+    ids = torch.randint(3, 500, (2, 12), generator=torch.Generator().manual_seed(0))
+    kept(input_ids=ids, labels=ids).loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in kept.named_parameters() if "lora_B" in n)
+    upcast = add_adapters(loaded(), config, checkpointing=True)  # peft's preparation, as on CPU
+    assert upcast.get_input_embeddings().weight.dtype == torch.float32
+
+
+def test_only_the_first_layers_recompute_through_the_trainer(tiny_folder, tmp_path, monkeypatch):
+    """checkpoint_layers=1 on the two-layer model: in every training step the first layer runs twice (forward, then
+    again in backward) and the second once; the Trainer is not told to checkpoint, so it does not switch the second
+    layer back on. Without the setting both layers run twice."""
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
+    calls: dict[int, int] = {}  # MLP calls per layer (the layer's own forward is what transformers wraps)
+    real = LlamaMLP.forward
+
+    def counted(self, *args, **kwargs):
+        calls[self.layer] = calls.get(self.layer, 0) + 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaMLP, "forward", counted)
+    real_init = LlamaMLP.__init__
+    made = iter(range(100))
+
+    def numbered(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.layer = next(made) % 2  # two layers per model, built in order
+
+    monkeypatch.setattr(LlamaMLP, "__init__", numbered)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    script = _script()
+    row = script.train_run(tiny_folder, "llama-3.1-8b", batch=2, seq=16, steps=3, fsdp=False, checkpointing=True,
+                           r=4, tiny=True, checkpoint_layers=1)
+    assert row["fits"] and row["checkpoint_layers"] == 1 and calls == {0: 6, 1: 3}
+    calls.clear()
+    made = iter(range(100))
+    row = script.train_run(tiny_folder, "llama-3.1-8b", batch=2, seq=16, steps=3, fsdp=False, checkpointing=True,
+                           r=4, tiny=True)
+    assert row["checkpoint_layers"] is None and calls == {0: 6, 1: 6}

@@ -18,7 +18,10 @@ T4 = DeviceInfo(device="cuda", name="Tesla T4", compute_dtype=torch.float16, bf1
                 total_memory_gib=14.6)
 
 
-def test_a_cpu_run_is_planned_in_fp32_single_process_with_peft_casting_adapter_inputs():
+def test_a_cpu_run_is_planned_in_fp32_single_process_with_peft_casting_adapter_inputs(monkeypatch):
+    import bitsandbytes.functional
+
+    monkeypatch.setattr(bitsandbytes.functional, "has_avx512bf16", lambda: False)  # a CPU without it (as CI's may be)
     run = plan(PROFILES["default"], PROFILES["default"].train, device=CPU)
     assert (run.device, run.mixed_precision, run.optimizer, run.checkpointing, run.fused_kernels, run.layout,
             run.processes) == ("cpu", "no", "adamw_torch", False, False, "single", 1)
@@ -26,6 +29,11 @@ def test_a_cpu_run_is_planned_in_fp32_single_process_with_peft_casting_adapter_i
     assert run.adapter_input_casts and run.compute_dtype == torch.float32 and run.device_map == {"": "cpu"}
     assert (run.dataloader_workers, run.cudnn_attention) == (0, True)  # the notebooks' CPU runs are unchanged
     assert dict(run.rows())["layout"] == "single, 1 process(es)"
+    # peft's preparation (fp32 embeddings, head and norms) as before; the table lists no GPU-only decision
+    assert run.frozen_fp32 and run.checkpoint_layers is None and run.gpu_rows() == []
+    monkeypatch.setattr(bitsandbytes.functional, "has_avx512bf16", lambda: True)  # one with it: bf16 autocast
+    run = plan(PROFILES["default"], PROFILES["default"].train, device=CPU)
+    assert (run.mixed_precision, run.compute_dtype, run.adapter_input_casts) == ("bf16", torch.bfloat16, False)
 
 
 def test_a_gpu_run_mixes_in_the_cards_own_precision_and_skips_the_wasted_input_casts(monkeypatch, embedded_dir):
@@ -132,3 +140,29 @@ def test_skipping_the_adapter_input_casts_under_autocast_changes_no_number_and_k
     # share x itself and o keeps its input (2 x 64 x 32 x 2 bytes)
     assert kept_cast - kept_skip == 64 * 32 * 2
     assert all(m.cast_input_dtype_enabled for m in model.modules() if hasattr(m, "cast_input_dtype_enabled"))
+
+
+def test_only_the_layers_a_config_names_recompute_and_only_under_checkpointing(monkeypatch, embedded_dir):
+    """checkpoint_layers is the config's to set (the plan does not choose it: fewer recomputed layers were not faster
+    for the course models, benchmarks/results/frozen-h200-2026-12-02); it needs checkpointing on."""
+    smol = runplan.read_model_config(None)
+    monkeypatch.setattr(runplan, "fused_kernels_problem", lambda cuda: None)
+    gpu = PROFILES["gpu"].train
+    on_t4 = decide(gpu, T4, smol)
+    assert on_t4.checkpointing and on_t4.checkpoint_layers is None  # turned on by the planner: every layer
+    assert dict(on_t4.rows())["checkpointed layers"] == "all"
+    asked = replace(gpu, gradient_checkpointing=True, checkpoint_layers=5)
+    assert decide(asked, T4, smol).checkpoint_layers == 5 and dict(decide(asked, T4, smol).rows())["checkpointed layers"] == 5
+    assert decide(replace(asked, gradient_checkpointing=False), T4, smol).checkpoint_layers is None
+    assert decide(replace(HeadConfig(), gradient_checkpointing=True), T4).checkpoint_layers is None  # the head: all
+    assert "checkpointed layers" not in dict(decide(gpu, H100, smol).rows())  # nothing recomputes on an H100
+
+
+def test_on_a_gpu_the_4_bit_bases_other_weights_stay_in_the_compute_dtype():
+    """peft's preparation upcasts embeddings, head and norms to fp32; under a GPU's mixed precision the plan keeps
+    them 16-bit (Llama 3.1 8B at batch 16 on a T4's cap: 11.57 -> 7.96 GiB, frozen-h200-2026-12-02). CPU runs and
+    the price head keep peft's preparation."""
+    course = PROFILES["course"].train
+    assert not decide(course, T4).frozen_fp32 and not decide(course, H100).frozen_fp32
+    assert dict(decide(course, T4).rows())["frozen weights of a 4-bit base"] == "compute dtype"
+    assert decide(course, CPU).frozen_fp32 and decide(HeadConfig(), T4).frozen_fp32
