@@ -58,6 +58,11 @@ SOURCED: dict[tuple[str, str], tuple[set[str], str]] = {
                      "benchmarks/results/compile-h200-2026-12-02/README.md"),
     ("06", "c24r"): ({"8,192", "32.10", "25.79", "112,736", "70,950", "1.59", "0.1"},
                      "benchmarks/results/cpu-side-h200-2026-12-02/README.md"),
+    ("06", "c23f"): ({"3.9", "2.0", "7.58", "11.16", "8,596", "6,693", "9.66", "0.9582", "0.9585"},
+                     "benchmarks/results/frozen-h200-2026-12-02/README.md"),
+    ("06", "c24p"): ({"0.79", "85,154", "16.41", "76,575", "13.25", "78,041", "3.00", "100,092", "15.54",
+                                "100,000"},
+                     "benchmarks/results/partial-h200-2026-12-02/README.md"),
 }
 
 
