@@ -132,7 +132,7 @@ PROFILES: dict[str, Profile] = {
         # 11.6 GiB and trained ~10x the tokens/s of batch 1 x 16 accumulated (benchmarks/results/trainer-8b-
         # t4cap-h100-2026-11-23); decide_checkpointing turns checkpointing on wherever batch 16 would not fit.
         # With the frozen weights kept 16-bit on a GPU (the run plan) batch 16 peaks at 7.6 GiB and batch 32 fits
-        # at 9.7 GiB (frozen-h200-2026-12-02); the batch stays 16, the size its learning rate was chosen for.
+        # at 9.7 GiB (frozen-h200-2026-12-02); the batch stays 16, the one its learning rate was set for.
         train=TrainConfig(r=32, alpha=64, batch_size=16, grad_accum=1, epochs=1, eval_steps=200, save_steps=200,
                           learning_rate=1e-4),
         # A hub model in 4-bit (QLoRA), as in notebook 06's course settings.
