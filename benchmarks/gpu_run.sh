@@ -17,6 +17,7 @@
 #   bash benchmarks/gpu_run.sh cpu_side # issue 32: cuDNN attention off, data-loader workers, at batch 256 and 128
 #   bash benchmarks/gpu_run.sh casts    # issue 32: peft's adapter input casts kept vs skipped (the run plan), memory, profile
 #   bash benchmarks/gpu_run.sh partial  # issue 32: checkpointing only the first N layers, against none and all
+#   bash benchmarks/gpu_run.sh nomask   # issue 32: attention without the padding mask, with some layers recomputed
 #   bash benchmarks/gpu_run.sh frozen [small|course]  # issue 32: a 4-bit base's other weights kept 16-bit vs upcast
 #   bash benchmarks/gpu_run.sh sweepmae [SWEEP...]   # issue 28: notebook 09's sweeps at gpu settings, by validation MAE
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
@@ -33,9 +34,9 @@ export WORKBOOK_OUTPUTS=${WORKBOOK_OUTPUTS:-/tmp/wbout}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=${PYTHON:-python3}
 case $stage in
-bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused|compile|casts|cpu_side|partial|frozen) ;;
+bench|train|speed|extra|ddp|fsdp|ladder|sweep|sweepmae|head|memory|fused|compile|casts|cpu_side|partial|frozen|nomask) ;;
 env) echo "PYTHONPATH=$PYTHONPATH"; echo "WORKBOOK_GGUF=${WORKBOOK_GGUF:-}"; echo "python=$py"; exit 0 ;;
-*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused, compile, casts, cpu_side, partial, frozen (or env)" >&2; exit 2 ;;
+*) echo "unknown stage '$stage': use bench, train, speed, extra, ddp, fsdp, ladder, sweep, sweepmae, head, memory, fused, compile, casts, cpu_side, partial, frozen, nomask (or env)" >&2; exit 2 ;;
 esac
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/device.txt"
 $py -c "import torch, transformers, peft, trl, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'bnb', b.__version__)" | tee -a "$out/device.txt"
@@ -98,6 +99,13 @@ partial)  # the gpu profile (fused kernels, the plan's GPU switches) with no, so
   $py benchmarks/speed.py speed --profile gpu --examples ${EXAMPLES:-16384} --val 512 --only "profile as it is" \
       ${ROWS:-"checkpointing, first 8 layers" "checkpointing, first 12 layers" "checkpointing, first 16 layers"} \
       checkpointing --json "$out/speed_partial.json" 2>"$out/partial.stderr" | grep --line-buffered -v "^{'" | tee "$out/partial.txt"
+  ;;
+nomask)  # the gpu profile with the padding mask and without it (then with 8, 10, 12 layers recomputed), one process,
+  # the same 16,384 examples as the partial rows; the profile again last (a process's first rows run slow)
+  $py benchmarks/speed.py speed --profile gpu --examples ${EXAMPLES:-16384} --val 512 --only "profile as it is" \
+      "no padding mask" "no padding mask, checkpointing, first 8 layers" "no padding mask, checkpointing, first 10 layers" \
+      "no padding mask, checkpointing, first 12 layers" --json "$out/speed_nomask.json" 2>"$out/nomask.stderr" \
+      | grep --line-buffered -v "^{'" | tee "$out/nomask.txt"
   ;;
 frozen)  # small: the embedded model on a 4-bit base, the plan (other weights 16-bit) against peft's fp32 upcast, in fp16
   # as on a T4 and in bf16, real data, validation loss; course: random-weight Llama 3.1 8B under a T4's 15 GiB in fp16

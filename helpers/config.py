@@ -55,6 +55,7 @@ class TrainConfig:
     checkpoint_layers: int | None = help_field("with checkpointing on, recompute only the first this many decoder layers: the others keep their activations (less recomputation, more memory; None: every layer)", None)
     pad_to_multiple_of: int | None = help_field("None: pad each batch to its longest example", None)
     padding_free: bool = help_field("a batch's examples laid end to end in one row: no padding, attention kept per example", False)
+    padding_mask: bool = help_field("training: attention gets the padding mask (False: causal attention alone, exact for right-padded batches; SDPA's flash kernel, keys and values not repeated)", True)
     torch_compile: bool = help_field("compile the forward with torch.compile: the first steps are slow, later ones fuse kernels", False)
     compile_layers: bool = help_field("torch.compile on each decoder layer (one compiled layer serves all): fewer kernel launches and fewer saved activations, the first steps slow", False)
     fused_kernels: bool | None = help_field("Liger's fused RMSNorm, SwiGLU and RoPE kernels (CUDA GPUs with Triton, `pip install liger-kernel`): fewer kernels, less activation memory (None: on where they can run, else off with a message)", False)

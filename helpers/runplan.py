@@ -45,6 +45,7 @@ class RunPlan:
     cudnn_attention: bool = True  # torch's SDPA may pick its cuDNN kernels while training
     frozen_fp32: bool = True  # a 4-bit base's 16-bit frozen weights (embeddings, head, norms) upcast to fp32 (add_adapters)
     checkpoint_layers: int | None = None  # with checkpointing: the first this many decoder layers recompute (None: all)
+    padding_mask: bool = True  # attention gets the padding mask while training (False: causal attention alone)
     notes: tuple[str, ...] = ()  # decisions the run should announce (a setting that fell back, and why)
 
     @property
@@ -74,6 +75,8 @@ class RunPlan:
             rows.append(("frozen weights of a 4-bit base", "fp32 (peft)" if self.frozen_fp32 else "compute dtype"))
         if self.checkpointing:
             rows.append(("checkpointed layers", "all" if self.checkpoint_layers is None else self.checkpoint_layers))
+        if not self.padding_mask:
+            rows.append(("padding mask", "dropped while training (right padding, causal attention)"))
         return rows
 
 
@@ -81,7 +84,7 @@ class RunPlan:
 def while_training(run_plan: RunPlan | None, model):
     """The plan's decisions that hold only while training, undone after (a trained model then generates without
     autocast, and other code in the process keeps torch's attention kernels): peft's adapter input casts skipped,
-    torch's SDPA without its cuDNN kernels. No plan: nothing changes."""
+    torch's SDPA without its cuDNN kernels, the padding mask dropped. No plan: nothing changes."""
     from peft.helpers import disable_input_dtype_casting
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -91,7 +94,38 @@ def while_training(run_plan: RunPlan | None, model):
         if run_plan is not None and not run_plan.cudnn_attention:
             stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                                              SDPBackend.MATH]))
+        if run_plan is not None and not run_plan.padding_mask:
+            stack.enter_context(without_padding_mask(model))
         yield
+
+
+@contextmanager
+def without_padding_mask(model):
+    """Forward passes of `model` without the attention mask, for right-padded batches only (trl's collator pads on
+    the right): under causal attention a real token attends only to the tokens before it, all real, so its output is
+    the same; the pads' outputs change, and their labels are -100. Without a mask torch's SDPA can take its flash
+    kernel, and transformers lets it handle grouped-query attention without repeating keys and values. The first
+    batch is checked: a left-padded one is refused."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = inner.get_decoder() if hasattr(inner, "get_decoder") else inner  # called through __call__: hooks run
+    checked = []
+
+    def drop(module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            return None
+        if not checked:  # one check (a GPU sync) per training run: every batch comes from the same collator
+            if mask.dim() != 2 or bool((mask[:, 1:] > mask[:, :-1]).any()):
+                raise ConfigError("padding_mask=False needs right-padded batches (every 0 of the attention mask "
+                                  "after the 1s); this batch is padded otherwise. Keep padding_mask=True.")
+            checked.append(True)
+        return args, {**kwargs, "attention_mask": None}
+
+    handle = inner.register_forward_pre_hook(drop, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 ANNOUNCED: set[str] = set()  # what this process has already said: a fallback is announced once, not per trainer
@@ -258,7 +292,7 @@ def decide(config, device: DeviceInfo, model_config=None, announce: bool = False
                    optimizer=optimizer, checkpointing=checkpointing, fused_kernels=fused, layout=layout,
                    processes=processes, rank=rank(), local_rank=local_rank(), adapter_input_casts=casts,
                    dataloader_workers=workers, cudnn_attention=not cuda, frozen_fp32=frozen_fp32,
-                   checkpoint_layers=layers, notes=tuple(notes))
+                   checkpoint_layers=layers, padding_mask=getattr(config, "padding_mask", True), notes=tuple(notes))
     if announce:
         for note in plan.notes:
             say_once(note)

@@ -166,3 +166,49 @@ def test_on_a_gpu_the_4_bit_bases_other_weights_stay_in_the_compute_dtype():
     assert not decide(course, T4).frozen_fp32 and not decide(course, H100).frozen_fp32
     assert dict(decide(course, T4).rows())["frozen weights of a 4-bit base"] == "compute dtype"
     assert decide(course, CPU).frozen_fp32 and decide(HeadConfig(), T4).frozen_fp32
+
+
+def test_without_the_padding_mask_real_tokens_and_gradients_are_unchanged_and_the_mask_returns_after():
+    """padding_mask=False: under causal attention a real token of a right-padded batch never sees the pads after it,
+    so dropping the mask changes only the pads' outputs (labels -100): the same loss and gradients. A left-padded
+    batch is refused; the mask is back after training."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from helpers.runplan import while_training, without_padding_mask
+
+    config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, attn_implementation="sdpa")
+
+    def model():
+        torch.manual_seed(0)
+        return get_peft_model(AutoModelForCausalLM.from_config(config),
+                              LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+
+    ids, mask, labels = torch.zeros(3, 12, dtype=torch.long), torch.zeros(3, 12, dtype=torch.long), torch.full((3, 12), -100)
+    draw = torch.Generator().manual_seed(1)
+    for row, length in enumerate((5, 9, 12)):  # right-padded, as trl's collator pads
+        ids[row, :length] = torch.randint(3, 300, (length,), generator=draw)
+        mask[row, :length] = 1
+        labels[row, 2:length] = ids[row, 2:length]
+    with_mask, without = model(), model()
+    with_mask(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    with without_padding_mask(without):
+        out = without(input_ids=ids, attention_mask=mask, labels=labels)
+        out.loss.backward()
+    reference = with_mask(input_ids=ids, attention_mask=mask).logits.detach()
+    real = mask.bool()
+    assert torch.allclose(out.logits[real], reference[real], atol=1e-5)
+    assert not torch.allclose(out.logits[~real], reference[~real], atol=1e-3)  # the mask really was dropped
+    grads = [(a.grad, b.grad) for a, b in zip(with_mask.parameters(), without.parameters()) if a.grad is not None]
+    assert len(grads) == 8 and all(torch.allclose(a, b, atol=1e-6) for a, b in grads)
+    left = model()
+    with pytest.raises(ConfigError, match="right-padded"), without_padding_mask(left):
+        left(input_ids=ids, attention_mask=mask.flip(1))
+    decoder = left.get_base_model().get_decoder()
+    run = replace(decide(TrainConfig(padding_mask=False), CPU), adapter_input_casts=True)
+    assert not run.padding_mask and dict(run.rows())["padding mask"].startswith("dropped")
+    with while_training(run, left):
+        assert len(decoder._forward_pre_hooks) == 1
+    assert len(decoder._forward_pre_hooks) == 0 and decide(TrainConfig(), CPU).padding_mask
+    assert decide(HeadConfig(), CPU).padding_mask  # the head has no such setting: its mask stays

@@ -362,13 +362,15 @@ def test_the_trainer_applies_the_plans_training_only_decisions_and_restores_them
     flags = lambda model: {m.cast_input_dtype_enabled for m in model.modules() if hasattr(m, "cast_input_dtype_enabled")}
     seen = []
 
+    hooks = lambda model: len(model.get_base_model().get_decoder()._forward_pre_hooks)  # the padding mask's
+
     class Probe(TrainerCallback):
         def on_step_begin(self, args, state, control, model=None, **kwargs):
-            seen.append((flags(model), torch.backends.cuda.cudnn_sdp_enabled()))
+            seen.append((flags(model), torch.backends.cuda.cudnn_sdp_enabled(), hooks(model)))
 
-    skip = replace(plan(profile, TINY), adapter_input_casts=False, cudnn_attention=False)
+    skip = replace(plan(profile, TINY), adapter_input_casts=False, cudnn_attention=False, padding_mask=False)
     trainer = make_trainer(profile, TINY, tmp_path / "run", evaluate=False, checkpoints=False, run_plan=skip)
     trainer.add_callback(Probe())
     trainer.train()
-    assert seen == [({False}, False)] * TINY.max_steps
-    assert flags(trainer.model) == {True} and torch.backends.cuda.cudnn_sdp_enabled()
+    assert seen == [({False}, False, 1)] * TINY.max_steps
+    assert flags(trainer.model) == {True} and torch.backends.cuda.cudnn_sdp_enabled() and hooks(trainer.model) == 0
