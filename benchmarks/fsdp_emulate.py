@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.speed import step_timer  # noqa: E402
+from benchmarks.speed import step_timer, t4_like  # noqa: E402
 from helpers import distributed  # noqa: E402
 from helpers.memory import GIB, Architecture, estimate  # noqa: E402
 from helpers.models import load_model_config, quantization_config  # noqa: E402
@@ -100,8 +100,7 @@ def train_run(folder: Path, name: str, batch: int, seq: int, steps: int, fsdp: b
         checkpoint_layers=checkpoint_layers))
     device = detect_device()
     if cuda and fp16:  # a T4 emulated on a newer card: its fp16 mixed precision and its memory
-        device = dc_replace(device, compute_dtype=torch.float16, bf16=False, fp16=True,
-                            total_memory_gib=cap_gib or device.total_memory_gib)
+        device = t4_like(device, cap_gib)
     run_plan = decide(config, device)  # checkpointing is given: no model config needed
     if frozen_fp32 is not None:  # the plan's alternative, to measure what its decision saves
         run_plan = dc_replace(run_plan, frozen_fp32=frozen_fp32)

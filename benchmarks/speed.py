@@ -412,9 +412,11 @@ PLAN_CHANGES = {  # rows that differ from their config's own plan in one decisio
 }
 
 
-def t4_like(device):
-    """This GPU as a T4 would run the plan: fp16 mixed precision (no native bf16). Memory stays this GPU's."""
-    return replace(device, compute_dtype=torch.float16, bf16=False, fp16=True)
+def t4_like(device, memory_gib: float | None = None):
+    """This GPU as a T4 would run the plan: fp16 mixed precision (no native bf16); its memory `memory_gib` where
+    the process is capped to it (else this GPU's)."""
+    return replace(device, compute_dtype=torch.float16, bf16=False, fp16=True,
+                   total_memory_gib=memory_gib or device.total_memory_gib)
 
 
 

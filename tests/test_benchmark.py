@@ -164,3 +164,20 @@ def test_benchmark_modes_follow_compute_capability_not_is_bf16_supported():
     with pytest.raises(ValueError, match="needs native bf16"):
         mode_dtype("lora-bf16", cuda=True, native_bf16=False)
     assert mode_dtype("full-bf16", cuda=False) == torch.bfloat16
+
+
+def test_an_emulated_t4_is_this_gpu_in_fp16_with_the_capped_memory():
+    """Both GPU benchmarks emulate a T4 the same way (speed.py --fp16, fsdp_emulate.py --fp16 --cap-gib)."""
+    import torch
+
+    from benchmarks.speed import t4_like
+    from helpers.profiles import DeviceInfo
+    from helpers.runplan import decide
+    from helpers.training import TrainConfig
+
+    h200 = DeviceInfo(device="cuda", name="H200", compute_dtype=torch.bfloat16, bf16=True, fp16=False,
+                      total_memory_gib=139.8)
+    t4 = t4_like(h200, 15.0)
+    assert (t4.compute_dtype, t4.bf16, t4.fp16, t4.total_memory_gib, t4.name) == (torch.float16, False, True, 15.0, "H200")
+    assert t4_like(h200).total_memory_gib == 139.8
+    assert decide(TrainConfig(gradient_checkpointing=True), t4).mixed_precision == "fp16"
