@@ -184,20 +184,13 @@ def fused_kernels_available(cuda: bool) -> bool:
     return True
 
 
-def _planned_bytes(config, model_config, cuda: bool, checkpoint_layers: int | None, checkpointing: bool) -> float:
-    """The planner's peak (trainer form, longest batch = max_length) for a GPU run of this config, in bytes."""
-    from helpers.memory import Architecture, estimate
-
-    method = "qlora" if config.quantization in QUANTIZED else "lora"
-    setting = getattr(config, "fused_kernels", False)
-    fused = bool(setting) or (setting is None and fused_kernels_problem(cuda) is None)
-    optimizer = config.optimizer or CUDA_OPTIMIZER.get(type(config).__name__, "")
-    return estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
-                    config.r, tuple(config.target_modules), gradient_checkpointing=checkpointing, loss="fused",
-                    lora_dropout=config.dropout, fused_kernels=fused,
-                    adapter_input_casts=False,  # a GPU run mixes precision: no casts
-                    frozen_fp32=False,  # nor an upcast 4-bit base (decide)
-                    checkpoint_layers=checkpoint_layers, paged_optimizer="paged" in optimizer).total
+def frozen_in_fp32(config, cuda: bool) -> bool:
+    """Whether a 4-bit base's other weights (embeddings, LM head, norms) go to fp32, as peft's
+    prepare_model_for_kbit_training does, and the residual stream with them: on Llama 3.1 8B 2 GiB of frozen weights
+    more, and every checkpointed layer input twice the bytes. On a GPU under mixed precision every matmul runs in the
+    compute dtype anyway, so they stay in it there (benchmarks/results/frozen-h200-2026-12-02). CPU runs keep peft's
+    preparation, and so does the price head (its regression head was not measured without it)."""
+    return not cuda or type(config).__name__ != "TrainConfig"
 
 
 def decide_checkpointing(config, model_config, cuda: bool | None = None, gpu_bytes: int | None = None) -> bool:
@@ -211,10 +204,19 @@ def decide_checkpointing(config, model_config, cuda: bool | None = None, gpu_byt
         return False
     if model_config is None:
         return True
-    from helpers.memory import CONTEXT_GIB, GIB
+    from helpers.memory import CONTEXT_GIB, GIB, Architecture, estimate
 
+    method = "qlora" if config.quantization in QUANTIZED else "lora"
+    setting = getattr(config, "fused_kernels", False)
+    fused = bool(setting) or (setting is None and fused_kernels_problem(cuda) is None)
+    optimizer = config.optimizer or CUDA_OPTIMIZER.get(type(config).__name__, "")
+    planned = estimate(Architecture.from_config(model_config), method, config.batch_size, config.max_length,
+                       config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout,
+                       fused_kernels=fused, adapter_input_casts=False,  # a GPU run mixes precision: no casts
+                       frozen_fp32=frozen_in_fp32(config, cuda),
+                       paged_optimizer="paged" in optimizer)  # a paged optimizer's moments: outside PyTorch's count
     gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
-    return _planned_bytes(config, model_config, cuda, None, False) + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
+    return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
 
 
 def decide_checkpoint_layers(config, checkpointing: bool) -> int | None:
@@ -281,12 +283,7 @@ def decide(config, device: DeviceInfo, model_config=None, announce: bool = False
     # up. On the H200 with the gpu profile, skipping both trained 1.59x the tokens/s at batch 256 and 1.65x at 128
     # (benchmarks/results/cpu-side-h200-2026-12-02). Collating beside the loop needs cores to spare.
     workers = 2 if cuda and (os.cpu_count() or 1) >= 4 else 0
-    # peft's prepare_model_for_kbit_training upcasts a 4-bit base's other weights (embeddings, LM head, norms) to fp32,
-    # and with them the residual stream: on Llama 3.1 8B that is 2 GiB of frozen weights more, and every checkpointed
-    # layer input twice the bytes. On a GPU under mixed precision every matmul runs in the compute dtype anyway, so
-    # they stay in it there (benchmarks/results/frozen-h200-2026-12-02). CPU runs keep peft's preparation, and so
-    # does the price head (its regression head was not measured without it).
-    frozen_fp32 = not cuda or type(config).__name__ != "TrainConfig"
+    frozen_fp32 = frozen_in_fp32(config, cuda)
     layers = decide_checkpoint_layers(config, checkpointing)
     plan = RunPlan(device=device.device, device_name=device.name, compute_dtype=compute_dtype, mixed_precision=mixed,
                    optimizer=optimizer, checkpointing=checkpointing, fused_kernels=fused, layout=layout,
