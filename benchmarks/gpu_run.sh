@@ -17,7 +17,7 @@
 #   bash benchmarks/gpu_run.sh cpu_side # issue 32: cuDNN attention off, data-loader workers, at batch 256 and 128
 #   bash benchmarks/gpu_run.sh casts    # issue 32: peft's adapter input casts kept vs skipped (the run plan), memory, profile
 #   bash benchmarks/gpu_run.sh partial  # issue 32: checkpointing only the first N layers, against none and all
-#   bash benchmarks/gpu_run.sh nomask   # issue 32: attention without the padding mask, with some layers recomputed
+#   bash benchmarks/gpu_run.sh nomask [first|second|compiled]  # issue 32: attention without the padding mask
 #   bash benchmarks/gpu_run.sh frozen [small|course]  # issue 32: a 4-bit base's other weights kept 16-bit vs upcast
 #   bash benchmarks/gpu_run.sh sweepmae [SWEEP...]   # issue 28: notebook 09's sweeps at gpu settings, by validation MAE
 # Results land in $OUT (the device tool brings that folder back) or ./gpu_results.
@@ -100,12 +100,21 @@ partial)  # the gpu profile (fused kernels, the plan's GPU switches) with no, so
       ${ROWS:-"checkpointing, first 8 layers" "checkpointing, first 12 layers" "checkpointing, first 16 layers"} \
       checkpointing --json "$out/speed_partial.json" 2>"$out/partial.stderr" | grep --line-buffered -v "^{'" | tee "$out/partial.txt"
   ;;
-nomask)  # the gpu profile with the padding mask and without it (then with 8, 10, 12 layers recomputed), one process,
-  # the same 16,384 examples as the partial rows; the profile again last (a process's first rows run slow)
-  $py benchmarks/speed.py speed --profile gpu --examples ${EXAMPLES:-16384} --val 512 --only "profile as it is" \
-      "no padding mask" "no padding mask, checkpointing, first 8 layers" "no padding mask, checkpointing, first 10 layers" \
-      "no padding mask, checkpointing, first 12 layers" --json "$out/speed_nomask.json" 2>"$out/nomask.stderr" \
-      | grep --line-buffered -v "^{'" | tee "$out/nomask.txt"
+nomask)  # issue 32: attention without the padding mask. first (default): the gpu profile with the padding mask kept and
+  # without it, then without it and 8, 10, 12 layers recomputed, one process, the 16,384 examples of the partial rows;
+  # second: the two profile rows again in a process of their own (a process's first row runs slow; speed.py runs rows
+  # in its own order); compiled: no mask, compiled layers, 8, 10, 12 layers recomputed (the first row compiles)
+  common="--profile gpu --examples ${EXAMPLES:-16384} --val 512"
+  case ${2:-first} in
+  first) rows=("padding mask kept" "no padding mask" "no padding mask, checkpointing, first 8 layers"
+               "no padding mask, checkpointing, first 10 layers" "no padding mask, checkpointing, first 12 layers"); tag=nomask ;;
+  second) rows=("padding mask kept" "no padding mask"); tag=nomask_second ;;
+  compiled) rows=(); for n in 8 10 12; do rows+=("no padding mask, compiled layers, fused kernels, checkpointing, first $n layers"); done
+            tag=nomask_compiled ;;
+  *) echo "nomask: first, second or compiled" >&2; exit 2 ;;
+  esac
+  $py benchmarks/speed.py speed $common --only "${rows[@]}" --json "$out/speed_$tag.json" 2>"$out/$tag.stderr" \
+      | grep --line-buffered -v "^{'" | tee "$out/$tag.txt"
   ;;
 frozen)  # small: the embedded model on a 4-bit base, the plan (other weights 16-bit) against peft's fp32 upcast, in fp16
   # as on a T4 and in bf16, real data, validation loss; course: random-weight Llama 3.1 8B under a T4's 15 GiB in fp16

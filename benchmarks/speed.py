@@ -391,11 +391,14 @@ def speed_configs(base, cpu: bool = False) -> dict[str, object]:
     variants.update({f"checkpointing, first {n} layers": {**ckpt, "checkpoint_layers": n} for n in (6, 8, 10, 12, 14, 16)})
     # attention without the padding mask (right padding, causal attention: the same loss): SDPA's flash kernel, and
     # grouped-query attention without the repeated keys and values (3 GiB of the profile's step)
-    variants.update({"no padding mask": {"padding_mask": False}})
+    variants.update({"no padding mask": {"padding_mask": False}, "padding mask kept": {"padding_mask": True}})
     variants.update({f"no padding mask, checkpointing, first {n} layers": {"padding_mask": False, **ckpt,
                                                                            "checkpoint_layers": n} for n in (8, 10, 12)})
     variants.update({f"compiled layers, fused kernels, checkpointing, first {n} layers":
                      {**layers, "fused_kernels": True, **ckpt, "checkpoint_layers": n} for n in (12, 14, 16)})
+    variants.update({f"no padding mask, compiled layers, fused kernels, checkpointing, first {n} layers":
+                     {"padding_mask": False, **layers, "fused_kernels": True, **ckpt, "checkpoint_layers": n}
+                     for n in (8, 10, 12)})
     # the course's 4-bit base on this model: peft's preparation upcasts the embeddings, head and norms to fp32 (and
     # the residual stream with them); the plan keeps them 16-bit on a GPU (PLAN_CHANGES puts the upcast back)
     variants.update({
@@ -464,8 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "speed":
         profile = get_profile(args.profile)
         base = replace(config_for(profile), n_train=args.examples, n_val=args.val, epochs=1, max_steps=-1)
-        configs = {k: v for k, v in speed_configs(base, cpu=not torch.cuda.is_available()).items()
-                   if not args.only or k in args.only}
+        every_row = speed_configs(base, cpu=not torch.cuda.is_available())
+        unknown = [name for name in args.only or () if name not in every_row]
+        if unknown:  # a misspelt row would otherwise be left out without a word
+            parser.error(f"--only: no row named {', '.join(map(repr, unknown))} on this "
+                         f"{'GPU' if torch.cuda.is_available() else 'CPU'}; rows: {', '.join(map(repr, every_row))}")
+        configs = {k: v for k, v in every_row.items() if not args.only or k in args.only}
         from helpers.profiles import detect_device
 
         device = t4_like(detect_device()) if args.fp16 else None

@@ -135,7 +135,8 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
              gradient_checkpointing: bool = False, double_quant: bool = True, loss: str = "full",
              lora_dropout: float = 0.0, fused_kernels: bool = False,
              adapter_input_casts: bool = True, frozen_fp32: bool = True,
-             checkpoint_layers: int | None = None, paged_optimizer: bool = False) -> MemoryEstimate:
+             checkpoint_layers: int | None = None, paged_optimizer: bool = False,
+             padding_mask: bool = True) -> MemoryEstimate:
     """Peak training memory of `method` ("full", "lora", "qlora") for one micro-batch of batch x seq tokens.
 
     loss="full" for a plain loop (`model(labels=...)`), "fused" for trl's SFTTrainer (no full logits); seq is the
@@ -146,6 +147,9 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
     stream. checkpoint_layers: with checkpointing, only that many layers recompute; the others keep their activations.
     paged_optimizer: a paged optimizer's two moments live in CUDA managed memory, outside what PyTorch's allocator
     (and so this estimate) counts: 8 bytes per adapter parameter instead of 16.
+    padding_mask=False: attention without the mask (the run plan's `padding_mask`) takes a kernel that saves the
+    grouped keys and values as they are, not repeated to every query head (the coefficients above were fitted with
+    the mask), so each layer that keeps its activations holds (heads - kv_heads) x head_dim x 2 x 2 bytes less.
     """
     if method not in ("full", "lora", "qlora"):
         raise ValueError("method must be 'full', 'lora' or 'qlora'")
@@ -173,6 +177,8 @@ def estimate(arch: Architecture, method: str, batch: int, seq: int, r: int = 16,
     casts = CAST_BYTES * sum(arch.matrix_shapes()[t][0] for t in targets) if method == "lora" and \
         not adapter_input_casts else 0.0
     per_layer -= casts
+    if not padding_mask:  # keys and values saved for backward at kv_heads, not repeated to every query head
+        per_layer -= 2 * 2 * (arch.heads - arch.kv_heads) * (arch.hidden // arch.heads)
     upcast = method == "qlora" and frozen_fp32  # an fp32 residual stream
     if gradient_checkpointing:
         residual = 4 if upcast else (CKPT_RESIDUAL_BF16 if loss == "fused" else 2)
@@ -217,7 +223,7 @@ def compare_trainer(arch: Architecture, measured: list[dict], seq: int) -> list[
                        targets=tuple(m.get("targets", ALL_LINEAR)), gradient_checkpointing=bool(s["gradient_checkpointing"]),
                        loss="fused", lora_dropout=s.get("dropout", 0.1), fused_kernels=bool(s.get("fused_kernels")),
                        adapter_input_casts=s.get("adapter_input_casts", True), frozen_fp32=s.get("frozen_fp32", True),
-                       checkpoint_layers=s.get("checkpoint_layers"))
+                       checkpoint_layers=s.get("checkpoint_layers"), padding_mask=s.get("padding_mask", True))
         rows.append({"run": m["name"], "predicted GiB": est.total / GIB, "measured GiB": m["peak_memory_gb"],
                      "error": est.total / GIB / m["peak_memory_gb"] - 1})
     return rows

@@ -214,7 +214,8 @@ def decide_checkpointing(config, model_config, cuda: bool | None = None, gpu_byt
                        config.r, tuple(config.target_modules), loss="fused", lora_dropout=config.dropout,
                        fused_kernels=fused, adapter_input_casts=False,  # a GPU run mixes precision: no casts
                        frozen_fp32=frozen_in_fp32(config, cuda),
-                       paged_optimizer="paged" in optimizer)  # a paged optimizer's moments: outside PyTorch's count
+                       paged_optimizer="paged" in optimizer,  # a paged optimizer's moments: outside PyTorch's count
+                       padding_mask=getattr(config, "padding_mask", True))
     gpu_bytes = gpu_bytes or torch.cuda.get_device_properties(0).total_memory
     return planned.total + CONTEXT_GIB * GIB > 0.8 * gpu_bytes
 

@@ -181,3 +181,47 @@ def test_an_emulated_t4_is_this_gpu_in_fp16_with_the_capped_memory():
     assert (t4.compute_dtype, t4.bf16, t4.fp16, t4.total_memory_gib, t4.name) == (torch.float16, False, True, 15.0, "H200")
     assert t4_like(h200).total_memory_gib == 139.8
     assert decide(TrainConfig(gradient_checkpointing=True), t4).mixed_precision == "fp16"
+
+
+def _gpu_run_rows() -> set[str]:
+    """Every row name benchmarks/gpu_run.sh hands to `speed.py speed --only` (directly, in a rows array, or a
+    `${ROWS:-...}` default; `$n` expanded over the loop's values)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_run.sh").read_text().replace("\\\n", " ")
+    script = "\n".join(line.split(" # ")[0] for line in script.splitlines())  # comments out
+    lists = [(m.group(1), m.start()) for m in re.finditer(r"--only (.*?)(?:--json|$)", script, re.M)]
+    lists += [(m.group(1), m.start()) for m in re.finditer(r"rows\+?=\(([^)]*)\)", script)]
+    names: set[str] = set()
+    for part, start in lists:
+        line = script[script.rfind("\n", 0, start) + 1:script.find("\n", start)]
+        if "speed.py recipes" in line:  # the recipes' own rows
+            continue
+        loop = re.search(r"for n in ([\d ]+);", line)
+        part = re.sub(r"\$\{\w+:-(.*)\}", r"\1", part)  # ${ROWS:-"a" "b"}: the default rows
+        part = part[:-1] if part.rstrip().endswith('"') and part.count('"') % 2 else part  # inside a "..." string
+        for token in shlex.split(part.replace("$n", "{n}")):
+            if token.startswith("$"):
+                continue
+            names |= {token.format(n=n) for n in loop.group(1).split()} if "{n}" in token else {token}
+    return names
+
+
+def test_every_row_gpu_run_asks_for_exists_and_a_misspelt_row_is_refused(capsys):
+    """gpu_run.sh names rows for the GPU; speed.py refuses a name it does not know (before, it ran none of it and said
+    nothing), so every name in the script must be one of the GPU's rows."""
+    from benchmarks.speed import speed_configs
+    from helpers.profiles import get_profile
+    from helpers.training import config_for
+
+    gpu_rows = speed_configs(config_for(get_profile("gpu")), cpu=False)
+    asked = _gpu_run_rows()
+    assert {"padding mask kept", "no padding mask, compiled layers, fused kernels, checkpointing, first 10 layers",
+            "checkpointing, first 16 layers"} <= asked  # the parser finds arrays, loops and plain --only lists
+    assert asked - set(gpu_rows) == set()
+    with pytest.raises(SystemExit) as stop:
+        main(["speed", "--profile", "smoke", "--examples", "8", "--val", "4", "--only", "profile as it is",
+              "no such row"])
+    assert stop.value.code == 2 and "no row named 'no such row'" in capsys.readouterr().err
