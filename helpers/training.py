@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -524,8 +525,12 @@ def fit_adapter(trainer, profile: Profile, config: TrainConfig, output_dir: Path
         print(notice)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    # the workbook's trainer applies the plan's training-only decisions itself; a plain SFTTrainer (notebook 06's
+    # visible one) gets them here, or its run would not be the run its printed plan describes
+    switches = nullcontext() if hasattr(trainer, "run_plan") else while_training(plan(profile, config), trainer.model)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with switches:
+        trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     adapter_dir = output_dir / "adapter"
     resumed_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0

@@ -374,3 +374,37 @@ def test_the_trainer_applies_the_plans_training_only_decisions_and_restores_them
     trainer.train()
     assert seen == [({False}, False, 1)] * TINY.max_steps
     assert flags(trainer.model) == {True} and torch.backends.cuda.cudnn_sdp_enabled() and hooks(trainer.model) == 0
+
+
+def test_fit_adapter_gives_a_plain_sft_trainer_the_plans_training_only_decisions_once(tmp_path, embedded_dir):
+    """Notebook 06 builds trl's SFTTrainer in a visible cell and hands it to fit_adapter: the run plan's
+    training-only decisions (here the padding mask dropped) must reach it too, or the notebook's run would not be the
+    one its printed plan describes; the workbook's own trainer applies them itself, so they are not applied twice."""
+    from pathlib import Path
+
+    from transformers import TrainerCallback
+    from trl import SFTTrainer
+
+    from helpers.training import fit_adapter, make_trainer
+
+    profile = get_profile("smoke")
+    config = replace(TINY, padding_mask=False)
+    hooks = lambda model: len(model.get_base_model().get_decoder()._forward_pre_hooks)  # the padding mask's
+
+    class Probe(TrainerCallback):
+        def __init__(self):
+            self.seen = []
+
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            self.seen.append(hooks(model))
+
+    built = make_trainer(profile, config, tmp_path / "built")
+    plain = SFTTrainer(model=built.model, args=built.args, train_dataset=built.train_dataset,
+                       eval_dataset=built.eval_dataset, processing_class=built.processing_class)
+    assert not hasattr(plain, "run_plan")
+    for trainer, folder in ((plain, "plain"), (make_trainer(profile, config, tmp_path / "own"), "own")):
+        probe = Probe()
+        trainer.add_callback(probe)
+        result = fit_adapter(trainer, profile, config, tmp_path / folder)
+        assert probe.seen == [1] * config.max_steps, folder  # one hook at every step: applied, and only once
+        assert hooks(trainer.model) == 0 and Path(result.adapter_dir).is_dir()  # removed after training
